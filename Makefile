@@ -1,0 +1,79 @@
+# AlgoMirror — `make run` starts the platform, `make test` runs every test, `make bench` the benchmarks.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# A Python >= 3.12: python3.13/python3.12 on PATH (pyenv shims that refuse to run do not count),
+# else the newest pyenv-installed 3.13/3.12.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell \
+  for p in python3.13 python3.12; do \
+    if $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then command -v $$p; exit; fi; \
+  done; \
+  root=$$(pyenv root 2>/dev/null); \
+  for p in $$(ls -d $$root/versions/3.13*/bin/python3 $$root/versions/3.12*/bin/python3 2>/dev/null | sort -rV); do \
+    if $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$p; exit; fi; \
+  done)
+endif
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BROKERSIM_ACCOUNTS ?= 3
+BROKERSIM_SEED ?= 1
+BROKERSIM_FILE ?= var/brokersim/accounts.json
+
+.PHONY: help run test bench lint services browser venv clean which-python
+
+which-python:
+	@echo $(PYTHON)
+
+help:
+	@echo "make run    - install and start the platform (brokersim paper accounts for now)"
+	@echo "make test   - install what tests need and run the whole suite"
+	@echo "make bench  - run the benchmarks in bench/ (figures go to docs/performance.md)"
+
+$(PY):
+	@if [ -z "$(PYTHON)" ]; then echo "No Python >= 3.12 found (tried python3.13, python3.12 and pyenv versions)." >&2; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP)
+
+# PostgreSQL and Redis: start them when installed but not running (tests use the real servers).
+services:
+	@if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -1) main start || true; \
+	fi
+	@if command -v redis-server >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+	  echo "starting Redis"; mkdir -p /var/lib/redis /var/log/redis; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /var/lib/redis \
+	    --logfile /var/log/redis/ci.log || true; \
+	fi
+
+# Debian's Chromium for the Playwright browser tests (Playwright's own browser download is not used).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: could not install chromium; browser tests will fail" >&2; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) services browser lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/brokersim_bench.py
+
+run: $(STAMP)
+	@mkdir -p $(dir $(BROKERSIM_FILE))
+	@echo "Starting brokersim with $(BROKERSIM_ACCOUNTS) paper accounts (accounts file: $(BROKERSIM_FILE)); Ctrl-C stops it."
+	exec $(PY) -m brokersim --accounts $(BROKERSIM_ACCOUNTS) --seed $(BROKERSIM_SEED) --accounts-file $(BROKERSIM_FILE)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
