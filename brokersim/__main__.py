@@ -18,13 +18,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m brokersim", description="OpenAlgo-compatible paper broker")
     p.add_argument("--accounts", type=int, default=3, help="number of simulated OpenAlgo instances (default 3)")
     p.add_argument("--seed", type=int, default=1, help="market seed (default 1)")
-    p.add_argument("--base-port", type=int, default=5100,
-                   help="instance i serves REST on P+i and WebSocket on P+3000+i; 0 picks free ports (default 5100)")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=5100,
+        help="instance i serves REST on P+i and WebSocket on P+3000+i; 0 picks free ports (default 5100)",
+    )
     p.add_argument("--accounts-file", help="write the accounts JSON list here")
     p.add_argument("--tick-rate", type=float, default=5.0, help="market ticks per second (default 5)")
     p.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
-    p.add_argument("--profile", choices=("mixed", "sandbox", "live"), default="mixed",
-                   help="response profile: sandbox (numbers), live (strings) or mixed (alternating)")
+    p.add_argument(
+        "--profile",
+        choices=("mixed", "sandbox", "live"),
+        default="mixed",
+        help="response profile: sandbox (numbers), live (strings) or mixed (alternating)",
+    )
     p.add_argument("--api-rate-limit", type=int, default=50, help="API_RATE_LIMIT per second (default 50)")
     p.add_argument("--order-rate-limit", type=int, default=10, help="ORDER_RATE_LIMIT per second (default 10)")
     p.add_argument("--history-days", type=int, default=20, help="days of seeded history (default 20)")
@@ -51,10 +59,20 @@ async def main(args: argparse.Namespace) -> int:
     if start is not None and start.tzinfo is None:
         print("brokersim: --start needs a UTC offset, e.g. 2026-11-20T10:00:00+05:30", file=sys.stderr)
         return 2
-    sim = Simulator(accounts=args.accounts, seed=args.seed, start=start, tick_rate=args.tick_rate,
-                    profile=args.profile, api_rate_limit=args.api_rate_limit,
-                    order_rate_limit=args.order_rate_limit, replay=replay, record_path=args.record,
-                    fast=args.fast, max_ticks=args.max_ticks, history_days=args.history_days)
+    sim = Simulator(
+        accounts=args.accounts,
+        seed=args.seed,
+        start=start,
+        tick_rate=args.tick_rate,
+        profile=args.profile,
+        api_rate_limit=args.api_rate_limit,
+        order_rate_limit=args.order_rate_limit,
+        replay=replay,
+        record_path=args.record,
+        fast=args.fast,
+        max_ticks=args.max_ticks,
+        history_days=args.history_days,
+    )
     try:
         await sim.start(args.base_port)
     except OSError as e:

@@ -244,9 +244,7 @@ class Account:
         if qty % inst.lot_size:
             raise OrderError(f"Quantity must be in multiples of lot size {inst.lot_size} for {symbol}")
         if inst.freeze_qty and qty > inst.freeze_qty:
-            raise OrderError(
-                f"Quantity {qty} exceeds freeze quantity {inst.freeze_qty} for {symbol}. Use splitorder."
-            )
+            raise OrderError(f"Quantity {qty} exceeds freeze quantity {inst.freeze_qty} for {symbol}. Use splitorder.")
         if pricetype in ("LIMIT", "SL") and price <= 0:
             raise OrderError(f"Price is required for {pricetype} orders")
         if pricetype in ("SL", "SL-M") and trigger_price <= 0:
@@ -258,8 +256,21 @@ class Account:
                 orderid = self._next_orderid()
                 reason = f"Insufficient holdings to sell {qty} {symbol}: holding {held}"
                 self.orders[orderid] = Order(
-                    orderid, strategy, symbol, exchange, action, qty, pricetype, product, price, trigger_price,
-                    disclosed_quantity, REJECTED, now, now, rejection_reason=reason,
+                    orderid,
+                    strategy,
+                    symbol,
+                    exchange,
+                    action,
+                    qty,
+                    pricetype,
+                    product,
+                    price,
+                    trigger_price,
+                    disclosed_quantity,
+                    REJECTED,
+                    now,
+                    now,
+                    rejection_reason=reason,
                 )
                 raise OrderError(reason, orderid)
         quote = self.market.quote(inst)
@@ -269,13 +280,23 @@ class Account:
             opening = 0
         need = self.margin_for(inst, action, opening, basis, product) if opening else 0.0
         if need > self.available_cash + 1e-9:
-            raise OrderError(
-                f"Insufficient funds. Required margin: {need:.2f}, Available: {self.available_cash:.2f}"
-            )
+            raise OrderError(f"Insufficient funds. Required margin: {need:.2f}, Available: {self.available_cash:.2f}")
         order = Order(
-            self._next_orderid(), strategy, symbol, exchange, action, qty, pricetype, product, price,
-            trigger_price, disclosed_quantity, OPEN if pricetype in ("MARKET", "LIMIT") else TRIGGER_PENDING,
-            now, now, blocked_margin=need,
+            self._next_orderid(),
+            strategy,
+            symbol,
+            exchange,
+            action,
+            qty,
+            pricetype,
+            product,
+            price,
+            trigger_price,
+            disclosed_quantity,
+            OPEN if pricetype in ("MARKET", "LIMIT") else TRIGGER_PENDING,
+            now,
+            now,
+            blocked_margin=need,
         )
         self.orders[order.orderid] = order
         fault = fault or {}
@@ -303,9 +324,7 @@ class Account:
         buy = order.action == "BUY"
         if order.status == TRIGGER_PENDING:
             if (buy and ltp >= order.trigger_price) or (not buy and ltp <= order.trigger_price):
-                if order.pricetype == "SL-M":
-                    self._fill(order, inst, ltp)
-                elif (buy and ltp <= order.price) or (not buy and ltp >= order.price):
+                if order.pricetype == "SL-M" or (buy and ltp <= order.price) or (not buy and ltp >= order.price):
                     self._fill(order, inst, ltp)
                 else:
                     order.status = OPEN
@@ -317,9 +336,8 @@ class Account:
         if order.pricetype == "MARKET":
             side = q.ask if buy else q.bid
             self._fill(order, inst, side if side > 0 else ltp)
-        elif order.pricetype in ("LIMIT", "SL"):
-            if (buy and ltp <= order.price) or (not buy and ltp >= order.price):
-                self._fill(order, inst, ltp if at_placement else order.price)
+        elif order.pricetype in ("LIMIT", "SL") and ((buy and ltp <= order.price) or (not buy and ltp >= order.price)):
+            self._fill(order, inst, ltp if at_placement else order.price)
 
     def _fill(self, order: Order, inst: ins.Instrument, price: float) -> None:
         remaining = order.quantity - order.filled_quantity
@@ -344,7 +362,9 @@ class Account:
             pos.blocked_margin += self.margin_for(inst, order.action, opened, price, order.product)
         if pos.quantity == 0:
             pos.blocked_margin = 0.0
-        order.average_price = (order.average_price * order.filled_quantity + price * qty) / (order.filled_quantity + qty)
+        order.average_price = (order.average_price * order.filled_quantity + price * qty) / (
+            order.filled_quantity + qty
+        )
         order.filled_quantity += qty
         if order.filled_quantity == order.quantity:
             order.status = COMPLETE
@@ -353,8 +373,18 @@ class Account:
             order.status = OPEN
         order.updated = now
         self.trades.append(
-            Trade(self._next_tradeid(), order.orderid, order.strategy, order.symbol, order.exchange, order.action,
-                  qty, price, order.product, now)
+            Trade(
+                self._next_tradeid(),
+                order.orderid,
+                order.strategy,
+                order.symbol,
+                order.exchange,
+                order.action,
+                qty,
+                price,
+                order.product,
+                now,
+            )
         )
         if order.product == "CNC" and order.action == "SELL":
             self._consume_holdings(order.symbol, order.exchange, qty)
@@ -381,8 +411,16 @@ class Account:
     def get(self, orderid: str) -> Order | None:
         return self.orders.get(str(orderid))
 
-    def modify(self, orderid: str, *, pricetype: str, price: float, quantity: float, trigger_price: float,
-               disclosed_quantity: int) -> Order:
+    def modify(
+        self,
+        orderid: str,
+        *,
+        pricetype: str,
+        price: float,
+        quantity: float,
+        trigger_price: float,
+        disclosed_quantity: int,
+    ) -> Order:
         order = self.get(orderid)
         if order is None:
             raise LookupError(orderid)

@@ -115,10 +115,12 @@ class Feed:
                 if data is None:
                     continue
                 for m in modes:
-                    parts.append(ws_frame(
-                        b'{"type":"market_data","symbol":"%s","exchange":"%s","mode":%d,"broker":"%s","data":%s}'
-                        % (symbol.encode(), exchange.encode(), m, broker.encode(), data)
-                    ))
+                    parts.append(
+                        ws_frame(
+                            b'{"type":"market_data","symbol":"%s","exchange":"%s","mode":%d,"broker":"%s","data":%s}'
+                            % (symbol.encode(), exchange.encode(), m, broker.encode(), data)
+                        )
+                    )
             if parts:
                 c.write(b"".join(parts))
                 sent += len(parts)
@@ -182,49 +184,82 @@ class Feed:
                 await c.send(error("BROKER_ERROR", f"Failed to create adapter for broker: {inst.broker}"))
             else:
                 c.authenticated = True
-                await c.send({
-                    "type": "auth", "status": "success", "message": "Authentication successful",
-                    "broker": inst.broker, "user_id": inst.user_id,
-                    "supported_features": {"ltp": True, "quote": True, "depth": True},
-                })
+                await c.send(
+                    {
+                        "type": "auth",
+                        "status": "success",
+                        "message": "Authentication successful",
+                        "broker": inst.broker,
+                        "user_id": inst.user_id,
+                        "supported_features": {"ltp": True, "quote": True, "depth": True},
+                    }
+                )
             return
         if action == "ping":
-            await c.send({
-                "type": "pong", "status": "success", "server_timestamp": inst.sim.market.ts_ms,
-                "client_timestamp": msg.get("timestamp"), "_pingId": msg.get("_pingId"),
-            })
+            await c.send(
+                {
+                    "type": "pong",
+                    "status": "success",
+                    "server_timestamp": inst.sim.market.ts_ms,
+                    "client_timestamp": msg.get("timestamp"),
+                    "_pingId": msg.get("_pingId"),
+                }
+            )
             return
         if action == "get_supported_brokers":
             from .server import BROKERS
 
-            await c.send({"type": "supported_brokers", "status": "success", "brokers": list(BROKERS),
-                          "count": len(BROKERS)})
+            await c.send(
+                {"type": "supported_brokers", "status": "success", "brokers": list(BROKERS), "count": len(BROKERS)}
+            )
             return
-        if action not in ("subscribe", "unsubscribe", "unsubscribe_all", "subscribe_orders",
-                          "unsubscribe_orders", "get_broker_info"):
+        if action not in (
+            "subscribe",
+            "unsubscribe",
+            "unsubscribe_all",
+            "subscribe_orders",
+            "unsubscribe_orders",
+            "get_broker_info",
+        ):
             await c.send(error("INVALID_ACTION", f"Invalid action: {action}"))
             return
         if not c.authenticated:
             await c.send(error("NOT_AUTHENTICATED", "You must authenticate first"))
             return
         if action == "get_broker_info":
-            await c.send({"type": "broker_info", "status": "success", "broker": inst.broker,
-                          "adapter_status": "connected", "user_id": inst.user_id})
+            await c.send(
+                {
+                    "type": "broker_info",
+                    "status": "success",
+                    "broker": inst.broker,
+                    "adapter_status": "connected",
+                    "user_id": inst.user_id,
+                }
+            )
         elif action == "subscribe":
             await self._subscribe(c, msg)
         elif action == "unsubscribe":
             await self._unsubscribe(c, msg)
         elif action == "unsubscribe_all":
             c.subs.clear()
-            await c.send({"type": "unsubscribe", "status": "success", "message": "Unsubscription processing complete",
-                          "successful": [], "failed": [], "broker": inst.broker})
+            await c.send(
+                {
+                    "type": "unsubscribe",
+                    "status": "success",
+                    "message": "Unsubscription processing complete",
+                    "successful": [],
+                    "failed": [],
+                    "broker": inst.broker,
+                }
+            )
         elif action == "subscribe_orders":
             c.orders = True
             await c.send({"type": "subscribe_orders", "status": "success", "message": "Subscribed to order updates"})
         elif action == "unsubscribe_orders":
             c.orders = False
-            await c.send({"type": "unsubscribe_orders", "status": "success",
-                          "message": "Unsubscribed from order updates"})
+            await c.send(
+                {"type": "unsubscribe_orders", "status": "success", "message": "Unsubscribed from order updates"}
+            )
 
     @staticmethod
     def _items(msg: dict) -> list | None:
@@ -239,7 +274,9 @@ class Feed:
         inst = self.instance
         mode = parse_mode(msg.get("mode"))
         if mode is None:
-            await c.send(error("INVALID_MODE", f"Invalid mode: {msg.get('mode')}. Must be 1 (LTP), 2 (Quote) or 3 (Depth)"))
+            await c.send(
+                error("INVALID_MODE", f"Invalid mode: {msg.get('mode')}. Must be 1 (LTP), 2 (Quote) or 3 (Depth)")
+            )
             return
         items = self._items(msg)
         if not items:
@@ -254,14 +291,34 @@ class Feed:
             symbol, exchange = str(item["symbol"]), str(item["exchange"])
             if inst.sim.market.lookup(symbol, exchange) is None:
                 all_ok = False
-                results.append({"symbol": symbol, "exchange": exchange, "status": "error",
-                                "message": f"Symbol {symbol} not found for exchange {exchange}", "broker": inst.broker})
+                results.append(
+                    {
+                        "symbol": symbol,
+                        "exchange": exchange,
+                        "status": "error",
+                        "message": f"Symbol {symbol} not found for exchange {exchange}",
+                        "broker": inst.broker,
+                    }
+                )
                 continue
             c.subs.setdefault((symbol, exchange), set()).add(mode)
-            results.append({"symbol": symbol, "exchange": exchange, "status": "success",
-                            "mode": MODE_LABELS[mode], "depth": depth, "broker": inst.broker})
-        reply = {"type": "subscribe", "status": "success" if all_ok and results else "partial",
-                 "subscriptions": results, "message": "Subscription processing complete", "broker": inst.broker}
+            results.append(
+                {
+                    "symbol": symbol,
+                    "exchange": exchange,
+                    "status": "success",
+                    "mode": MODE_LABELS[mode],
+                    "depth": depth,
+                    "broker": inst.broker,
+                }
+            )
+        reply = {
+            "type": "subscribe",
+            "status": "success" if all_ok and results else "partial",
+            "subscriptions": results,
+            "message": "Subscription processing complete",
+            "broker": inst.broker,
+        }
         if "request_id" in msg:
             reply["request_id"] = msg["request_id"]
         await c.send(reply)
@@ -271,7 +328,9 @@ class Feed:
         if "symbols" in msg:
             raw = msg["symbols"] if isinstance(msg["symbols"], list) else []
             # In the array form the mode is read per item (default 2); a top-level mode is ignored.
-            items = [(i.get("symbol"), i.get("exchange"), parse_mode(i.get("mode"))) for i in raw if isinstance(i, dict)]
+            items = [
+                (i.get("symbol"), i.get("exchange"), parse_mode(i.get("mode"))) for i in raw if isinstance(i, dict)
+            ]
         elif "symbol" in msg:
             items = [(msg.get("symbol"), msg.get("exchange"), parse_mode(msg.get("mode")))]
         else:
@@ -286,11 +345,24 @@ class Feed:
                     del c.subs[(symbol, exchange)]
                 ok.append({"symbol": symbol, "exchange": exchange, "status": "success", "broker": inst.broker})
             else:
-                failed.append({"symbol": symbol, "exchange": exchange, "status": "error",
-                               "message": "Not subscribed", "broker": inst.broker})
+                failed.append(
+                    {
+                        "symbol": symbol,
+                        "exchange": exchange,
+                        "status": "error",
+                        "message": "Not subscribed",
+                        "broker": inst.broker,
+                    }
+                )
         status = "success" if ok and not failed else ("partial" if ok else "error")
-        reply = {"type": "unsubscribe", "status": status, "message": "Unsubscription processing complete",
-                 "successful": ok, "failed": failed, "broker": inst.broker}
+        reply = {
+            "type": "unsubscribe",
+            "status": status,
+            "message": "Unsubscription processing complete",
+            "successful": ok,
+            "failed": failed,
+            "broker": inst.broker,
+        }
         if "request_id" in msg:
             reply["request_id"] = msg["request_id"]
         await c.send(reply)
@@ -305,11 +377,20 @@ def tick_data(q, mode: int, fault: str | None) -> bytes:
         ltp = math.nan
     d = {"symbol": q.symbol, "exchange": q.exchange, "mode": mode, "ltp": ltp, "ltt": q.ts_ms, "timestamp": q.ts_ms}
     if mode >= 2:
-        d.update({
-            "open": q.open, "high": q.high, "low": q.low, "close": q.prev_close, "volume": q.volume,
-            "average_price": q.average_price, "total_buy_quantity": q.total_buy_qty,
-            "total_sell_quantity": q.total_sell_qty, "last_trade_quantity": q.ltq, "oi": q.oi,
-        })
+        d.update(
+            {
+                "open": q.open,
+                "high": q.high,
+                "low": q.low,
+                "close": q.prev_close,
+                "volume": q.volume,
+                "average_price": q.average_price,
+                "total_buy_quantity": q.total_buy_qty,
+                "total_sell_quantity": q.total_sell_qty,
+                "last_trade_quantity": q.ltq,
+                "oi": q.oi,
+            }
+        )
     if mode == 3:
         d["depth"] = {
             "buy": [{"price": p, "quantity": n, "orders": k} for p, n, k in q.bids],

@@ -15,8 +15,20 @@ from functools import lru_cache
 from . import calendar as cal
 
 EXCHANGES = (
-    "NSE", "NFO", "CDS", "BSE", "BFO", "BCD", "MCX", "NCDEX", "NCO",
-    "NSE_INDEX", "BSE_INDEX", "MCX_INDEX", "GLOBAL_INDEX", "CRYPTO",
+    "NSE",
+    "NFO",
+    "CDS",
+    "BSE",
+    "BFO",
+    "BCD",
+    "MCX",
+    "NCDEX",
+    "NCO",
+    "NSE_INDEX",
+    "BSE_INDEX",
+    "MCX_INDEX",
+    "GLOBAL_INDEX",
+    "CRYPTO",
 )
 FNO_EXCHANGES = ("NFO", "BFO", "MCX", "CDS", "NCO", "BCD", "NCDEX", "CRYPTO")
 TUESDAY, THURSDAY = 1, 3

@@ -216,8 +216,16 @@ class Market:
                 bars.append([minute, spot, spot, spot, spot])
 
     def record_header(self) -> str:
-        return json.dumps({"brokersim": 1, "seed": self.seed, "start": int(self.start.timestamp() * 1000),
-                           "history_days": self.history_days, "tick_rate": self.tick_rate}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "brokersim": 1,
+                "seed": self.seed,
+                "start": int(self.start.timestamp() * 1000),
+                "history_days": self.history_days,
+                "tick_rate": self.tick_rate,
+            },
+            separators=(",", ":"),
+        )
 
     def record_line(self) -> str:
         rec: dict = {"n": self.tick_no, "ts": self._ts_ms, "spots": self.spots}
@@ -236,7 +244,9 @@ class Market:
         else:
             self.overrides.pop((inst.symbol, inst.exchange), None)
             self._cache.clear()
-            self.overrides[(inst.symbol, inst.exchange)] = ltp - self._model_price(inst, self.spots[inst.underlying.name])
+            self.overrides[(inst.symbol, inst.exchange)] = ltp - self._model_price(
+                inst, self.spots[inst.underlying.name]
+            )
         self._after_move()
         return self.quote(inst).ltp
 
@@ -296,8 +306,24 @@ class Market:
         tick = inst.tick_size
         if inst.kind == "index":
             return Quote(
-                inst.symbol, inst.exchange, ltp, open_, high, low, prev_close, 0.0, 0.0, 0, 0, 0,
-                0.0, 0, 0, [], [], self._ts_ms,
+                inst.symbol,
+                inst.exchange,
+                ltp,
+                open_,
+                high,
+                low,
+                prev_close,
+                0.0,
+                0.0,
+                0,
+                0,
+                0,
+                0.0,
+                0,
+                0,
+                [],
+                [],
+                self._ts_ms,
             )
         half = max(tick, pricing.round_tick(ltp * 0.0006, tick))
         bid = max(pricing.round_tick(ltp - half, tick), 0.0)
@@ -316,9 +342,24 @@ class Market:
         oi = lot * (h % 90000 + 1000 + mix(h, self.tick_no // 50) % 500) if inst.kind != "equity" else 0
         r = mix(h, self.tick_no, 99)
         return Quote(
-            inst.symbol, inst.exchange, ltp, open_, high, low, prev_close, bid, ask, volume, oi,
-            lot * (1 + r % 10), pricing.round_tick((high + low + ltp) / 3, tick),
-            sum(b[1] for b in bids) * 7, sum(a[1] for a in asks) * 7, bids, asks, self._ts_ms,
+            inst.symbol,
+            inst.exchange,
+            ltp,
+            open_,
+            high,
+            low,
+            prev_close,
+            bid,
+            ask,
+            volume,
+            oi,
+            lot * (1 + r % 10),
+            pricing.round_tick((high + low + ltp) / 3, tick),
+            sum(b[1] for b in bids) * 7,
+            sum(a[1] for a in asks) * 7,
+            bids,
+            asks,
+            self._ts_ms,
         )
 
     # ------------------------------------------------------------------ history
@@ -361,8 +402,15 @@ class Market:
             vol = 0 if inst.kind == "index" else inst.lot_size * (mix(h_sym, key) % 3000 + 10) * max(secs // 60, 1)
             oi = inst.lot_size * (h_sym % 90000 + 1000) if inst.kind in ("future", "option") else 0
             out.append(
-                {"timestamp": key, "open": po, "high": max(prices), "low": min(prices), "close": pc,
-                 "volume": int(vol), "oi": int(oi)}
+                {
+                    "timestamp": key,
+                    "open": po,
+                    "high": max(prices),
+                    "low": min(prices),
+                    "close": pc,
+                    "volume": int(vol),
+                    "oi": int(oi),
+                }
             )
             del ph, pl
         return out

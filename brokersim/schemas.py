@@ -13,8 +13,31 @@ PRODUCTS = validate.OneOf(["MIS", "NRML", "CNC"])
 EXCHANGE = validate.OneOf(list(EXCHANGES))
 POSITIVE_QTY = validate.Range(min=0, min_inclusive=False, error="Quantity must be a positive number.")
 NON_NEGATIVE = validate.Range(min=0)
-INTERVALS = ["1s", "5s", "10s", "15s", "30s", "45s", "1m", "2m", "3m", "5m", "10m", "15m", "20m", "30m",
-             "1h", "2h", "3h", "4h", "D", "W", "M", "Q", "Y"]
+INTERVALS = [
+    "1s",
+    "5s",
+    "10s",
+    "15s",
+    "30s",
+    "45s",
+    "1m",
+    "2m",
+    "3m",
+    "5m",
+    "10m",
+    "15m",
+    "20m",
+    "30m",
+    "1h",
+    "2h",
+    "3h",
+    "4h",
+    "D",
+    "W",
+    "M",
+    "Q",
+    "Y",
+]
 
 
 def _apikey() -> fields.Str:

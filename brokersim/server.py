@@ -4,6 +4,7 @@ process-wide Simulator that owns the market clock and every instance."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -19,9 +20,8 @@ from aiohttp import web
 
 from . import calendar as cal
 from . import instruments as ins
-from . import pricing
+from . import pricing, wire
 from . import schemas as sc
-from . import wire
 from .engine import Account, Holding, Order, OrderError
 from .feed import Feed, tick_data
 from .market import INTERVAL_SECONDS, Market
@@ -29,24 +29,76 @@ from .ratelimit import MovingWindow
 
 log = logging.getLogger("brokersim")
 
-BROKERS = ("zerodha", "dhan", "angel", "fyers", "upstox", "kotak", "flattrade", "shoonya", "aliceblue", "fivepaisa",
-           "groww", "firstock", "zebu", "iifl", "motilal", "definedge")
+BROKERS = (
+    "zerodha",
+    "dhan",
+    "angel",
+    "fyers",
+    "upstox",
+    "kotak",
+    "flattrade",
+    "shoonya",
+    "aliceblue",
+    "fivepaisa",
+    "groww",
+    "firstock",
+    "zebu",
+    "iifl",
+    "motilal",
+    "definedge",
+)
 CAPITALS = (500_000.0, 1_000_000.0, 2_500_000.0, 5_000_000.0, 10_000_000.0)
 INVALID_KEY = "Invalid openalgo apikey"
 
 # Endpoints whose validation errors come back as the repr string of the error dict.
-ORDER_WRITERS = {"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder", "closeposition",
-                 "basketorder", "splitorder", "orderstatus", "openposition", "optionsorder", "margin"}
+ORDER_WRITERS = {
+    "placeorder",
+    "placesmartorder",
+    "modifyorder",
+    "cancelorder",
+    "cancelallorder",
+    "closeposition",
+    "basketorder",
+    "splitorder",
+    "orderstatus",
+    "openposition",
+    "optionsorder",
+    "margin",
+}
 # Endpoints that need only a valid key, not a live broker session.
 KEY_ONLY = {"search", "expiry"}
 ORDER_BUCKET = {"placeorder", "modifyorder", "cancelorder", "optionsorder"}
 SMART_BUCKET = {"placesmartorder"}
 # Routed through the sandbox in analyzer mode: their responses carry "mode": "analyze".
-ANALYZER_ROUTED = {"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder", "closeposition",
-                   "basketorder", "splitorder", "orderstatus", "openposition", "optionsorder", "funds", "orderbook",
-                   "tradebook", "positionbook", "holdings"}
-FAULT_KINDS = {"latency", "status", "hang", "drop_after_execute", "reset", "malformed", "reject", "partial_fill",
-               "late_average_price"}
+ANALYZER_ROUTED = {
+    "placeorder",
+    "placesmartorder",
+    "modifyorder",
+    "cancelorder",
+    "cancelallorder",
+    "closeposition",
+    "basketorder",
+    "splitorder",
+    "orderstatus",
+    "openposition",
+    "optionsorder",
+    "funds",
+    "orderbook",
+    "tradebook",
+    "positionbook",
+    "holdings",
+}
+FAULT_KINDS = {
+    "latency",
+    "status",
+    "hang",
+    "drop_after_execute",
+    "reset",
+    "malformed",
+    "reject",
+    "partial_fill",
+    "late_average_price",
+}
 OFFSET_ERROR = "Offset must be ATM, ITM1-ITM50, or OTM1-OTM50"
 
 
@@ -108,8 +160,13 @@ class Instance:
         return f"ws://127.0.0.1:{self.ws_port}"
 
     def info(self) -> dict:
-        return {"name": self.name, "broker": self.broker, "host": self.host, "ws_url": self.ws_url,
-                "api_key": self.api_key}
+        return {
+            "name": self.name,
+            "broker": self.broker,
+            "host": self.host,
+            "ws_url": self.ws_url,
+            "api_key": self.api_key,
+        }
 
     def bucket(self, endpoint: str) -> MovingWindow:
         if endpoint in ORDER_BUCKET:
@@ -130,16 +187,28 @@ class Instance:
         return hit
 
     def _order_event(self, o: Order) -> None:
-        self.feed.order_update({
-            "type": "order_update", "user_id": self.user_id,
-            "mode": "analyze" if self.profile == wire.SANDBOX else "live",
-            "broker": "sandbox" if self.profile == wire.SANDBOX else self.broker,
-            "orderid": o.orderid, "symbol": o.symbol, "exchange": o.exchange, "action": o.action,
-            "quantity": o.quantity, "price": o.price, "trigger_price": o.trigger_price, "pricetype": o.pricetype,
-            "product": o.product, "order_status": o.status, "filled_quantity": o.filled_quantity,
-            "pending_quantity": o.pending_quantity, "average_price": round(o.average_price, 2),
-            "rejection_reason": o.rejection_reason,
-        })
+        self.feed.order_update(
+            {
+                "type": "order_update",
+                "user_id": self.user_id,
+                "mode": "analyze" if self.profile == wire.SANDBOX else "live",
+                "broker": "sandbox" if self.profile == wire.SANDBOX else self.broker,
+                "orderid": o.orderid,
+                "symbol": o.symbol,
+                "exchange": o.exchange,
+                "action": o.action,
+                "quantity": o.quantity,
+                "price": o.price,
+                "trigger_price": o.trigger_price,
+                "pricetype": o.pricetype,
+                "product": o.product,
+                "order_status": o.status,
+                "filled_quantity": o.filled_quantity,
+                "pending_quantity": o.pending_quantity,
+                "average_price": round(o.average_price, 2),
+                "rejection_reason": o.rejection_reason,
+            }
+        )
 
     def reset(self) -> None:
         fresh = self.sim.new_account(self.index)
@@ -156,10 +225,22 @@ class Instance:
 
 
 class Simulator:
-    def __init__(self, *, accounts: int, seed: int, start: dt.datetime | None = None, tick_rate: float = 5.0,
-                 profile: str = "mixed", api_rate_limit: int = 50, order_rate_limit: int = 10,
-                 replay: list[dict] | None = None, record_path: str | None = None, fast: bool = False,
-                 max_ticks: int | None = None, history_days: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        accounts: int,
+        seed: int,
+        start: dt.datetime | None = None,
+        tick_rate: float = 5.0,
+        profile: str = "mixed",
+        api_rate_limit: int = 50,
+        order_rate_limit: int = 10,
+        replay: list[dict] | None = None,
+        record_path: str | None = None,
+        fast: bool = False,
+        max_ticks: int | None = None,
+        history_days: int = 20,
+    ) -> None:
         self.seed = seed
         self.api_rate_limit = api_rate_limit
         self.order_rate_limit = order_rate_limit
@@ -178,8 +259,9 @@ class Simulator:
             else:
                 prof = profile
             key = hashlib.sha256(f"brokersim:{seed}:{i}".encode()).hexdigest()
-            self.instances.append(Instance(self, i, f"paper-{i:02d}", BROKERS[(i - 1) % len(BROKERS)], key, prof,
-                                           self.new_account(i)))
+            self.instances.append(
+                Instance(self, i, f"paper-{i:02d}", BROKERS[(i - 1) % len(BROKERS)], key, prof, self.new_account(i))
+            )
         self.ticks_delivered = 0
         self._runners: list[web.AppRunner] = []
 
@@ -297,10 +379,9 @@ def _abort(request: web.Request, rst: bool) -> None:
     if rst:
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            # SO_LINGER 0 turns the close into a TCP RST: the client sees "connection reset".
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
     transport.abort()
 
 
@@ -340,7 +421,9 @@ def make_rest_app(inst: Instance) -> web.Application:
             try:
                 body = await request.json()
             except (ValueError, UnicodeDecodeError):
-                return _resp(500, {"status": "error", "message": "An unexpected error occurred while processing request"})
+                return _resp(
+                    500, {"status": "error", "message": "An unexpected error occurred while processing request"}
+                )
             try:
                 data = schema().load(body) if schema is not None else body
             except sc.ValidationError as e:
@@ -348,7 +431,9 @@ def make_rest_app(inst: Instance) -> web.Application:
                 return _resp(400, {"status": "error", "message": message})
             except Exception:  # body not a dict etc.
                 message = {"_schema": ["Invalid input type."]}
-                return _resp(400, {"status": "error", "message": str(message) if endpoint in ORDER_WRITERS else message})
+                return _resp(
+                    400, {"status": "error", "message": str(message) if endpoint in ORDER_WRITERS else message}
+                )
             if data.get("apikey") != inst.api_key:
                 return _resp(403, {"status": "error", "message": INVALID_KEY})
             if inst.session_expired and endpoint not in KEY_ONLY:
@@ -364,7 +449,9 @@ def make_rest_app(inst: Instance) -> web.Application:
                 return web.Response(status=500)
             if post_fault == "malformed":
                 text = json.dumps(out)
-                return web.Response(status=200, text=text[: max(len(text) // 2, 1)] + "<!--", content_type="application/json")
+                return web.Response(
+                    status=200, text=text[: max(len(text) // 2, 1)] + "<!--", content_type="application/json"
+                )
             return _resp(status, out)
 
         app.router.add_post(f"/api/v1/{endpoint}", view)
@@ -383,7 +470,7 @@ def _status_fault(code: int, endpoint: str) -> web.Response:
         return _resp(403, {"status": "error", "message": INVALID_KEY})
     if code in (502, 503, 504):
         reason = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[code]
-        html = f"<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center></body></html>"
+        html = f"<html><head><title>{code} {reason}</title></head><body><h1>{code} {reason}</h1></body></html>"
         return web.Response(status=code, text=html, content_type="text/html")
     msg = "Failed to place order due to internal error" if endpoint in ORDER_WRITERS else "An unexpected error occurred"
     return _resp(code, {"status": "error", "message": msg})
@@ -392,18 +479,28 @@ def _status_fault(code: int, endpoint: str) -> web.Response:
 def _lookup(inst: Instance, symbol: str, exchange: str, not_found_status: int = 400) -> ins.Instrument:
     found = inst.sim.market.lookup(symbol, exchange)
     if found is None:
-        raise err(not_found_status, f"Symbol '{symbol}' not found for exchange '{exchange}'. Please verify the symbol "
-                                    "name and ensure master contracts are downloaded.")
+        raise err(
+            not_found_status,
+            f"Symbol '{symbol}' not found for exchange '{exchange}'. Please verify the symbol "
+            "name and ensure master contracts are downloaded.",
+        )
     return found
 
 
 def _place(inst: Instance, d: dict, fault: dict | None) -> Order:
     try:
         return inst.account.place(
-            strategy=d.get("strategy", ""), symbol=d["symbol"], exchange=d["exchange"], action=d["action"],
-            quantity=d["quantity"], pricetype=d.get("pricetype", "MARKET"), product=d.get("product", "MIS"),
-            price=d.get("price", 0.0), trigger_price=d.get("trigger_price", 0.0),
-            disclosed_quantity=d.get("disclosed_quantity", 0), fault=fault,
+            strategy=d.get("strategy", ""),
+            symbol=d["symbol"],
+            exchange=d["exchange"],
+            action=d["action"],
+            quantity=d["quantity"],
+            pricetype=d.get("pricetype", "MARKET"),
+            product=d.get("product", "MIS"),
+            price=d.get("price", 0.0),
+            trigger_price=d.get("trigger_price", 0.0),
+            disclosed_quantity=d.get("disclosed_quantity", 0),
+            fault=fault,
         )
     except OrderError as e:
         body = {"status": "error", "message": e.message}
@@ -548,17 +645,42 @@ def _resolve_option(inst: Instance, d: dict) -> tuple[ins.Instrument, float, ins
 
 def h_optionsymbol(inst, d, f):
     option, ltp, u = _resolve_option(inst, d)
-    return {"status": "success", "symbol": option.symbol, "exchange": option.exchange, "lotsize": option.lot_size,
-            "tick_size": option.tick_size, "freeze_qty": option.freeze_qty, "underlying_ltp": ltp}
+    return {
+        "status": "success",
+        "symbol": option.symbol,
+        "exchange": option.exchange,
+        "lotsize": option.lot_size,
+        "tick_size": option.tick_size,
+        "freeze_qty": option.freeze_qty,
+        "underlying_ltp": ltp,
+    }
 
 
 def h_optionsorder(inst, d, f):
     option, ltp, u = _resolve_option(inst, d)
-    order = {k: d[k] for k in ("strategy", "action", "quantity", "pricetype", "product", "price", "trigger_price",
-                               "disclosed_quantity")}
+    order = {
+        k: d[k]
+        for k in (
+            "strategy",
+            "action",
+            "quantity",
+            "pricetype",
+            "product",
+            "price",
+            "trigger_price",
+            "disclosed_quantity",
+        )
+    }
     order.update(symbol=option.symbol, exchange=option.exchange)
-    base = {"status": "success", "symbol": option.symbol, "exchange": option.exchange, "underlying": u.name,
-            "underlying_ltp": ltp, "offset": d["offset"].upper(), "option_type": d["option_type"].upper()}
+    base = {
+        "status": "success",
+        "symbol": option.symbol,
+        "exchange": option.exchange,
+        "underlying": u.name,
+        "underlying_ltp": ltp,
+        "offset": d["offset"].upper(),
+        "option_type": d["option_type"].upper(),
+    }
     if d.get("splitsize"):
         split = h_splitorder(inst, dict(order, splitsize=d["splitsize"]), f)
         base.update(total_quantity=split["total_quantity"], split_size=split["split_size"], results=split["results"])
@@ -569,8 +691,14 @@ def h_optionsorder(inst, d, f):
 
 def h_modifyorder(inst, d, f):
     try:
-        o = inst.account.modify(d["orderid"], pricetype=d["pricetype"], price=d["price"], quantity=d["quantity"],
-                                trigger_price=d["trigger_price"], disclosed_quantity=d["disclosed_quantity"])
+        o = inst.account.modify(
+            d["orderid"],
+            pricetype=d["pricetype"],
+            price=d["price"],
+            quantity=d["quantity"],
+            trigger_price=d["trigger_price"],
+            disclosed_quantity=d["disclosed_quantity"],
+        )
     except LookupError:
         raise err(404, f"Order {d['orderid']} not found") from None
     except OrderError as e:
@@ -596,8 +724,12 @@ def h_cancelorder(inst, d, f):
 
 def h_cancelallorder(inst, d, f):
     done = [inst.account.cancel(o.orderid).orderid for o in inst.account.open_orders()]
-    return {"status": "success", "message": f"Canceled {len(done)} orders. Failed to cancel 0 orders.",
-            "canceled_orders": done, "failed_cancellations": []}
+    return {
+        "status": "success",
+        "message": f"Canceled {len(done)} orders. Failed to cancel 0 orders.",
+        "canceled_orders": done,
+        "failed_cancellations": [],
+    }
 
 
 def h_closeposition(inst, d, f):
@@ -606,9 +738,19 @@ def h_closeposition(inst, d, f):
         if pos.quantity == 0:
             continue
         try:
-            _place(inst, {"strategy": d["strategy"], "symbol": pos.symbol, "exchange": pos.exchange,
-                          "action": "SELL" if pos.quantity > 0 else "BUY", "quantity": abs(pos.quantity),
-                          "pricetype": "MARKET", "product": pos.product}, None)
+            _place(
+                inst,
+                {
+                    "strategy": d["strategy"],
+                    "symbol": pos.symbol,
+                    "exchange": pos.exchange,
+                    "action": "SELL" if pos.quantity > 0 else "BUY",
+                    "quantity": abs(pos.quantity),
+                    "pricetype": "MARKET",
+                    "product": pos.product,
+                },
+                None,
+            )
             closed += 1
         except Reply:
             failed += 1
@@ -616,13 +758,26 @@ def h_closeposition(inst, d, f):
         return {"status": "success", "message": "All Open Positions Squared Off"}
     if not closed and not failed:
         return {"status": "success", "message": "No open positions to close"}
-    return {"status": "success", "message": f"Closed {closed} positions", "closed_positions": closed,
-            "failed_closures": failed}
+    return {
+        "status": "success",
+        "message": f"Closed {closed} positions",
+        "closed_positions": closed,
+        "failed_closures": failed,
+    }
 
 
 def _quote_dict(q) -> dict:
-    return {"open": q.open, "high": q.high, "low": q.low, "ltp": q.ltp, "ask": q.ask, "bid": q.bid,
-            "prev_close": q.prev_close, "volume": q.volume, "oi": q.oi}
+    return {
+        "open": q.open,
+        "high": q.high,
+        "low": q.low,
+        "ltp": q.ltp,
+        "ask": q.ask,
+        "bid": q.bid,
+        "prev_close": q.prev_close,
+        "volume": q.volume,
+        "oi": q.oi,
+    }
 
 
 def h_quotes(inst, d, f):
@@ -635,11 +790,21 @@ def h_multiquotes(inst, d, f):
         found = inst.sim.market.lookup(item["symbol"], item["exchange"])
         if found is None:
             invalid.append(item["symbol"])
-            results.append({"symbol": item["symbol"], "exchange": item["exchange"],
-                            "error": f"Symbol '{item['symbol']}' not found for exchange '{item['exchange']}'"})
+            results.append(
+                {
+                    "symbol": item["symbol"],
+                    "exchange": item["exchange"],
+                    "error": f"Symbol '{item['symbol']}' not found for exchange '{item['exchange']}'",
+                }
+            )
         else:
-            results.append({"symbol": item["symbol"], "exchange": item["exchange"],
-                            "data": _quote_dict(inst.sim.market.quote(found))})
+            results.append(
+                {
+                    "symbol": item["symbol"],
+                    "exchange": item["exchange"],
+                    "data": _quote_dict(inst.sim.market.quote(found)),
+                }
+            )
     if len(invalid) == len(results):
         raise Reply(400, {"status": "error", "message": "No valid symbols found", "invalid_symbols": invalid})
     return {"status": "success", "results": results}
@@ -647,12 +812,23 @@ def h_multiquotes(inst, d, f):
 
 def h_depth(inst, d, f):
     q = inst.sim.market.quote(_lookup(inst, d["symbol"], d["exchange"]))
-    return {"status": "success", "data": {
-        "open": q.open, "high": q.high, "low": q.low, "ltp": q.ltp, "ltq": q.ltq, "prev_close": q.prev_close,
-        "volume": q.volume, "oi": q.oi, "totalbuyqty": q.total_buy_qty, "totalsellqty": q.total_sell_qty,
-        "asks": [{"price": p, "quantity": n} for p, n, _ in q.asks] or [{"price": 0, "quantity": 0}] * 5,
-        "bids": [{"price": p, "quantity": n} for p, n, _ in q.bids] or [{"price": 0, "quantity": 0}] * 5,
-    }}
+    return {
+        "status": "success",
+        "data": {
+            "open": q.open,
+            "high": q.high,
+            "low": q.low,
+            "ltp": q.ltp,
+            "ltq": q.ltq,
+            "prev_close": q.prev_close,
+            "volume": q.volume,
+            "oi": q.oi,
+            "totalbuyqty": q.total_buy_qty,
+            "totalsellqty": q.total_sell_qty,
+            "asks": [{"price": p, "quantity": n} for p, n, _ in q.asks] or [{"price": 0, "quantity": 0}] * 5,
+            "bids": [{"price": p, "quantity": n} for p, n, _ in q.bids] or [{"price": 0, "quantity": 0}] * 5,
+        },
+    }
 
 
 def h_history(inst, d, f):
@@ -665,8 +841,17 @@ def h_history(inst, d, f):
 
 
 def h_intervals(inst, d, f):
-    return {"status": "success", "data": {"seconds": [], "minutes": ["1m", "3m", "5m", "10m", "15m", "30m"],
-                                          "hours": ["1h"], "days": ["D"], "weeks": [], "months": []}}
+    return {
+        "status": "success",
+        "data": {
+            "seconds": [],
+            "minutes": ["1m", "3m", "5m", "10m", "15m", "30m"],
+            "hours": ["1h"],
+            "days": ["D"],
+            "weeks": [],
+            "months": [],
+        },
+    }
 
 
 def h_expiry(inst, d, f):
@@ -675,9 +860,11 @@ def h_expiry(inst, d, f):
         raise err(404, f"No expiry dates found for {d['symbol']} in {d['exchange']}")
     today = inst.sim.market.today
     dates = ins.option_expiries(u, today) if d["instrumenttype"] == "options" else ins.future_expiries(u, today)
-    return {"status": "success",
-            "message": f"Found {len(dates)} expiry dates for {u.name} {d['instrumenttype']} in {d['exchange']}",
-            "data": [cal.fmt_dd_mmm_yy(x) for x in dates]}
+    return {
+        "status": "success",
+        "message": f"Found {len(dates)} expiry dates for {u.name} {d['instrumenttype']} in {d['exchange']}",
+        "data": [cal.fmt_dd_mmm_yy(x) for x in dates],
+    }
 
 
 def h_symbol(inst, d, f):
@@ -726,10 +913,23 @@ def h_optionchain(inst, d, f):
             q = market.quote(opt)
             moneyness = i - atm_idx if ot == "CE" else atm_idx - i
             label = "ATM" if moneyness == 0 else (f"OTM{moneyness}" if moneyness > 0 else f"ITM{-moneyness}")
-            leg = {"symbol": opt.symbol, "label": label, "ltp": q.ltp, "bid": q.bid, "ask": q.ask,
-                   "bid_qty": q.bid_qty, "ask_qty": q.ask_qty, "open": q.open, "high": q.high, "low": q.low,
-                   "prev_close": q.prev_close, "volume": q.volume, "oi": q.oi, "lotsize": opt.lot_size,
-                   "tick_size": opt.tick_size}
+            leg = {
+                "symbol": opt.symbol,
+                "label": label,
+                "ltp": q.ltp,
+                "bid": q.bid,
+                "ask": q.ask,
+                "bid_qty": q.bid_qty,
+                "ask_qty": q.ask_qty,
+                "open": q.open,
+                "high": q.high,
+                "low": q.low,
+                "prev_close": q.prev_close,
+                "volume": q.volume,
+                "oi": q.oi,
+                "lotsize": opt.lot_size,
+                "tick_size": opt.tick_size,
+            }
             if d.get("with_greeks"):
                 vol = pricing.smile_vol(u.annual_vol, k, fwd, t)
                 leg["implied_volatility"] = round(vol * 100, 2)
@@ -737,11 +937,20 @@ def h_optionchain(inst, d, f):
             row[ot.lower()] = leg
         chain.append(row)
     expiry_ts = int(dt.datetime.combine(expiry, cal.MARKET_CLOSE, cal.IST).timestamp())
-    return {"status": "success", "underlying": u.name, "underlying_ltp": spot_q.ltp,
-            "underlying_prev_close": spot_q.prev_close, "expiry_date": cal.fmt_ddmmmyy(expiry),
-            "expiry_ts": expiry_ts, "server_ts": market.ts_ms // 1000, "atm_strike": strikes[atm_idx],
-            "quotes_included": True, "greeks_included": bool(d.get("with_greeks")), "forward_price": None,
-            "chain": chain}
+    return {
+        "status": "success",
+        "underlying": u.name,
+        "underlying_ltp": spot_q.ltp,
+        "underlying_prev_close": spot_q.prev_close,
+        "expiry_date": cal.fmt_ddmmmyy(expiry),
+        "expiry_ts": expiry_ts,
+        "server_ts": market.ts_ms // 1000,
+        "atm_strike": strikes[atm_idx],
+        "quotes_included": True,
+        "greeks_included": bool(d.get("with_greeks")),
+        "forward_price": None,
+        "chain": chain,
+    }
 
 
 def h_margin(inst, d, f):
@@ -757,9 +966,14 @@ def h_margin(inst, d, f):
             raise err(400, f"Invalid quantity or price for {p['symbol']}") from None
         basis = price if price > 0 else inst.sim.market.ltp(found)
         total += inst.account.margin_for(found, p["action"].upper(), int(qty), basis, p["product"])
-    return {"status": "success", "data": {"total_margin_required": round(total, 2),
-                                          "span_margin": round(total * 0.7, 2),
-                                          "exposure_margin": round(total * 0.3, 2)}}
+    return {
+        "status": "success",
+        "data": {
+            "total_margin_required": round(total, 2),
+            "span_margin": round(total * 0.7, 2),
+            "exposure_margin": round(total * 0.3, 2),
+        },
+    }
 
 
 HANDLERS: dict[str, tuple[type[sc.Base] | None, Any]] = {
@@ -802,11 +1016,13 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
         try:
             data = await request.json()
         except ValueError:
-            raise web.HTTPBadRequest(text='{"status":"error","message":"body must be JSON"}',
-                                     content_type="application/json") from None
+            raise web.HTTPBadRequest(
+                text='{"status":"error","message":"body must be JSON"}', content_type="application/json"
+            ) from None
         if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text='{"status":"error","message":"body must be a JSON object"}',
-                                     content_type="application/json")
+            raise web.HTTPBadRequest(
+                text='{"status":"error","message":"body must be a JSON object"}', content_type="application/json"
+            )
         return data
 
     def bad(message: str) -> web.Response:
@@ -825,13 +1041,16 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
                 except (TypeError, ValueError):
                     return bad("move_pct must be a number")
             elif "ltp" in d:
-                spot = market.set_ltp(ins.Instrument(u.name, u.exchange, "index" if u.is_index else "equity", u),
-                                      float(d["ltp"]))
+                spot = market.set_ltp(
+                    ins.Instrument(u.name, u.exchange, "index" if u.is_index else "equity", u), float(d["ltp"])
+                )
             else:
                 return bad("give move_pct or ltp")
             found = market.lookup(u.name, u.exchange)
-            return _resp(200, {"status": "success", "symbol": u.name, "exchange": u.exchange,
-                               "ltp": market.ltp(found), "spot": spot})
+            return _resp(
+                200,
+                {"status": "success", "symbol": u.name, "exchange": u.exchange, "ltp": market.ltp(found), "spot": spot},
+            )
         found = market.lookup(str(d.get("symbol")), str(d.get("exchange")))
         if found is None:
             return bad(f"unknown symbol {d.get('symbol')} on {d.get('exchange')}")
@@ -850,8 +1069,9 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
         d = await body(request)
         if "paused" in d:
             sim.market.paused = bool(d["paused"])
-        return _resp(200, {"status": "success", "paused": sim.market.paused, "tick": sim.market.tick_no,
-                           "ts": sim.market.ts_ms})
+        return _resp(
+            200, {"status": "success", "paused": sim.market.paused, "tick": sim.market.tick_no, "ts": sim.market.ts_ms}
+        )
 
     async def fault_add(request: web.Request) -> web.Response:
         d = await body(request)
@@ -902,10 +1122,15 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
 
     def ws_state() -> dict:
         feed = inst.feed
-        return {"connections": len(feed.clients), "authenticated": sum(c.authenticated for c in feed.clients),
-                "connections_total": feed.connections_total, "stalled": feed.stalled,
-                "price_fault": feed.price_fault, "down": inst.ws_down,
-                "subscriptions": sorted({f"{e}:{s}" for c in feed.clients for (s, e) in c.subs})}
+        return {
+            "connections": len(feed.clients),
+            "authenticated": sum(c.authenticated for c in feed.clients),
+            "connections_total": feed.connections_total,
+            "stalled": feed.stalled,
+            "price_fault": feed.price_fault,
+            "down": inst.ws_down,
+            "subscriptions": sorted({f"{e}:{s}" for c in feed.clients for (s, e) in c.subs}),
+        }
 
     async def ws_status(request: web.Request) -> web.Response:
         return _resp(200, {"status": "success", **ws_state()})
@@ -919,12 +1144,29 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
 
     async def ledger(request: web.Request) -> web.Response:
         orders = sorted(inst.account.orders.values(), key=lambda o: (o.created, o.orderid))
-        return _resp(200, {"orders": [{
-            "orderid": o.orderid, "symbol": o.symbol, "exchange": o.exchange, "action": o.action,
-            "quantity": o.quantity, "pricetype": o.pricetype, "product": o.product, "price": o.price,
-            "status": o.status, "ts": int(o.created.timestamp() * 1000), "filled_quantity": o.filled_quantity,
-            "average_price": round(o.average_price, 2), "strategy": o.strategy,
-        } for o in orders]})
+        return _resp(
+            200,
+            {
+                "orders": [
+                    {
+                        "orderid": o.orderid,
+                        "symbol": o.symbol,
+                        "exchange": o.exchange,
+                        "action": o.action,
+                        "quantity": o.quantity,
+                        "pricetype": o.pricetype,
+                        "product": o.product,
+                        "price": o.price,
+                        "status": o.status,
+                        "ts": int(o.created.timestamp() * 1000),
+                        "filled_quantity": o.filled_quantity,
+                        "average_price": round(o.average_price, 2),
+                        "strategy": o.strategy,
+                    }
+                    for o in orders
+                ]
+            },
+        )
 
     async def reset(request: web.Request) -> web.Response:
         try:
@@ -938,11 +1180,23 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
         return _resp(200, {"status": "success"})
 
     async def status(request: web.Request) -> web.Response:
-        return _resp(200, {"status": "success", "name": inst.name, "broker": inst.broker, "profile": inst.profile,
-                           "tick": sim.market.tick_no, "ts": sim.market.ts_ms, "paused": sim.market.paused,
-                           "session_expired": inst.session_expired, "requests": dict(inst.requests),
-                           "open_orders": len(inst.account.open_orders()), "ws": ws_state(),
-                           "faults": [f.__dict__ for f in inst.faults]})
+        return _resp(
+            200,
+            {
+                "status": "success",
+                "name": inst.name,
+                "broker": inst.broker,
+                "profile": inst.profile,
+                "tick": sim.market.tick_no,
+                "ts": sim.market.ts_ms,
+                "paused": sim.market.paused,
+                "session_expired": inst.session_expired,
+                "requests": dict(inst.requests),
+                "open_orders": len(inst.account.open_orders()),
+                "ws": ws_state(),
+                "faults": [f.__dict__ for f in inst.faults],
+            },
+        )
 
     app.router.add_post("/_sim/price", price)
     app.router.add_post("/_sim/market", market_ctl)

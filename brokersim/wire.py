@@ -35,22 +35,37 @@ def order_row(o: Order, profile: str, *, for_status: bool = False) -> dict:
     avg = 0.0 if o.hide_avg_polls > 0 else o.average_price
     if profile == LIVE:
         row = {
-            "action": o.action, "symbol": o.symbol, "exchange": o.exchange, "orderid": o.orderid,
-            "product": o.product, "quantity": str(o.quantity),
+            "action": o.action,
+            "symbol": o.symbol,
+            "exchange": o.exchange,
+            "orderid": o.orderid,
+            "product": o.product,
+            "quantity": str(o.quantity),
             "price": 0.0 if o.pricetype == "MARKET" else o.price,
-            "pricetype": o.pricetype, "order_status": o.status, "trigger_price": o.trigger_price,
+            "pricetype": o.pricetype,
+            "order_status": o.status,
+            "trigger_price": o.trigger_price,
             "timestamp": ts_live(o.updated),
         }
         if for_status:
             row["average_price"] = _r(avg) if o.status == COMPLETE else 0.0
         return row
     row = {
-        "action": o.action, "symbol": o.symbol, "exchange": o.exchange, "orderid": o.orderid,
-        "product": o.product, "quantity": o.quantity, "price": o.price,
+        "action": o.action,
+        "symbol": o.symbol,
+        "exchange": o.exchange,
+        "orderid": o.orderid,
+        "product": o.product,
+        "quantity": o.quantity,
+        "price": o.price,
         ("price_type" if for_status else "pricetype"): o.pricetype,
-        "order_status": o.status, "trigger_price": o.trigger_price, "average_price": _r(avg),
-        "filled_quantity": o.filled_quantity, "pending_quantity": o.pending_quantity,
-        "timestamp": ts_sandbox(o.updated), "strategy": o.strategy,
+        "order_status": o.status,
+        "trigger_price": o.trigger_price,
+        "average_price": _r(avg),
+        "filled_quantity": o.filled_quantity,
+        "pending_quantity": o.pending_quantity,
+        "timestamp": ts_sandbox(o.updated),
+        "strategy": o.strategy,
     }
     if not for_status:
         row["rejection_reason"] = o.rejection_reason
@@ -75,8 +90,13 @@ def tradebook(acc: Account, profile: str) -> list[dict]:
     rows = []
     for t in reversed(acc.trades):
         row = {
-            "action": t.action, "symbol": t.symbol, "exchange": t.exchange, "orderid": t.orderid,
-            "product": t.product, "quantity": t.quantity, "average_price": t.price,
+            "action": t.action,
+            "symbol": t.symbol,
+            "exchange": t.exchange,
+            "orderid": t.orderid,
+            "product": t.product,
+            "quantity": t.quantity,
+            "average_price": t.price,
             "timestamp": t.ts.astimezone(cal.IST).strftime("%H:%M:%S") if profile == LIVE else ts_sandbox(t.ts),
             "trade_value": _r(t.price * t.quantity),
         }
@@ -97,26 +117,45 @@ def positionbook(acc: Account, profile: str) -> dict:
         tot_unreal += unreal
         tot_real += pos.realized_pnl
         if profile == LIVE:
-            rows.append({
-                "symbol": pos.symbol, "exchange": pos.exchange, "product": pos.product,
-                "quantity": str(pos.quantity), "average_price": _s(pos.average_price), "ltp": _s(ltp),
-                "pnl": _s(pnl),
-            })
+            rows.append(
+                {
+                    "symbol": pos.symbol,
+                    "exchange": pos.exchange,
+                    "product": pos.product,
+                    "quantity": str(pos.quantity),
+                    "average_price": _s(pos.average_price),
+                    "ltp": _s(ltp),
+                    "pnl": _s(pnl),
+                }
+            )
         else:
             invested = abs(pos.average_price * pos.quantity)
-            rows.append({
-                "symbol": pos.symbol, "exchange": pos.exchange, "product": pos.product,
-                "quantity": pos.quantity, "average_price": _r(pos.average_price) if pos.quantity else 0.0,
-                "ltp": ltp, "pnl": _r(pnl), "pnlpercent": _r(unreal / invested * 100) if invested else 0.0,
-                "unrealized_pnl": _r(unreal), "today_realized_pnl": _r(pos.realized_pnl),
-                "total_pnl_today": _r(pnl), "lot_size": inst.lot_size if inst else 1,
-            })
+            rows.append(
+                {
+                    "symbol": pos.symbol,
+                    "exchange": pos.exchange,
+                    "product": pos.product,
+                    "quantity": pos.quantity,
+                    "average_price": _r(pos.average_price) if pos.quantity else 0.0,
+                    "ltp": ltp,
+                    "pnl": _r(pnl),
+                    "pnlpercent": _r(unreal / invested * 100) if invested else 0.0,
+                    "unrealized_pnl": _r(unreal),
+                    "today_realized_pnl": _r(pos.realized_pnl),
+                    "total_pnl_today": _r(pnl),
+                    "lot_size": inst.lot_size if inst else 1,
+                }
+            )
     out = {"data": rows}
     if profile == SANDBOX:
-        out.update({
-            "total_pnl": _r(tot_real + tot_unreal), "total_unrealized_pnl": _r(tot_unreal),
-            "total_today_realized_pnl": _r(tot_real), "total_pnl_today": _r(tot_real + tot_unreal),
-        })
+        out.update(
+            {
+                "total_pnl": _r(tot_real + tot_unreal),
+                "total_unrealized_pnl": _r(tot_unreal),
+                "total_today_realized_pnl": _r(tot_real),
+                "total_pnl_today": _r(tot_real + tot_unreal),
+            }
+        )
     return out
 
 
@@ -131,9 +170,14 @@ def holdings(acc: Account, profile: str) -> dict:
         total_inv += inv
         total_value += val
         row = {
-            "symbol": h.symbol, "exchange": h.exchange, "product": "CNC", "quantity": h.quantity,
-            "pnl": _r(val - inv), "pnlpercent": _r((val - inv) / inv * 100) if inv else 0.0,
-            "average_price": _r(h.average_price), "ltp": ltp,
+            "symbol": h.symbol,
+            "exchange": h.exchange,
+            "product": "CNC",
+            "quantity": h.quantity,
+            "pnl": _r(val - inv),
+            "pnlpercent": _r((val - inv) / inv * 100) if inv else 0.0,
+            "average_price": _r(h.average_price),
+            "ltp": ltp,
         }
         if profile == SANDBOX:
             row["current_value"] = _r(val)
@@ -142,8 +186,10 @@ def holdings(acc: Account, profile: str) -> dict:
     return {
         "holdings": rows,
         "statistics": {
-            "totalholdingvalue": _r(total_value), "totalinvvalue": _r(total_inv),
-            "totalprofitandloss": _r(pnl), "totalpnlpercentage": _r(pnl / total_inv * 100) if total_inv else 0.0,
+            "totalholdingvalue": _r(total_value),
+            "totalinvvalue": _r(total_inv),
+            "totalprofitandloss": _r(pnl),
+            "totalpnlpercentage": _r(pnl / total_inv * 100) if total_inv else 0.0,
         },
     }
 
@@ -153,13 +199,22 @@ def funds(acc: Account, profile: str, started: dt.datetime) -> dict:
     unreal = acc.unrealized_pnl
     if profile == LIVE:
         return {
-            "availablecash": _s(acc.available_cash), "collateral": "0.00", "m2mrealized": _s(real),
-            "m2munrealized": _s(unreal), "utiliseddebits": _s(acc.used_margin),
+            "availablecash": _s(acc.available_cash),
+            "collateral": "0.00",
+            "m2mrealized": _s(real),
+            "m2munrealized": _s(unreal),
+            "utiliseddebits": _s(acc.used_margin),
         }
     return {
-        "availablecash": _r(acc.available_cash), "collateral": 0.0, "m2mrealized": _r(real),
-        "m2munrealized": _r(unreal), "utiliseddebits": _r(acc.used_margin),
+        "availablecash": _r(acc.available_cash),
+        "collateral": 0.0,
+        "m2mrealized": _r(real),
+        "m2munrealized": _r(unreal),
+        "utiliseddebits": _r(acc.used_margin),
         "grossexposure": _r(sum(o.blocked_margin for o in acc.orders.values() if o.status in ACTIVE_STATUSES)),
-        "totalpnl": _r(real + unreal), "total_realized_pnl": _r(real), "today_realized_pnl": _r(real),
-        "last_reset": ts_sandbox(started), "reset_count": 0,
+        "totalpnl": _r(real + unreal),
+        "total_realized_pnl": _r(real),
+        "today_realized_pnl": _r(real),
+        "last_reset": ts_sandbox(started),
+        "reset_count": 0,
     }

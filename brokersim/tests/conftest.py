@@ -17,8 +17,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start_brokersim(tmp: Path, *args: str, accounts: int = 4, seed: int = 11, wait: float = 30.0):
     accounts_file = tmp / f"accounts-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, "-m", "brokersim", "--accounts", str(accounts), "--seed", str(seed), "--base-port", "0",
-           "--accounts-file", str(accounts_file), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "brokersim",
+        "--accounts",
+        str(accounts),
+        "--seed",
+        str(seed),
+        "--base-port",
+        "0",
+        "--accounts-file",
+        str(accounts_file),
+        *args,
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + wait
     while not accounts_file.exists():
@@ -72,8 +84,14 @@ class Broker:
         return self.ok("expiry", symbol=name, exchange=exchange, instrumenttype="options")["data"][0].replace("-", "")
 
     def atm_option(self, option_type: str = "CE", offset: str = "ATM") -> str:
-        return self.ok("optionsymbol", underlying="NIFTY", exchange="NSE_INDEX", expiry_date=self.nearest_expiry(),
-                       offset=offset, option_type=option_type)["symbol"]
+        return self.ok(
+            "optionsymbol",
+            underlying="NIFTY",
+            exchange="NSE_INDEX",
+            expiry_date=self.nearest_expiry(),
+            offset=offset,
+            option_type=option_type,
+        )["symbol"]
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,16 @@ def test_market_buy_fills_at_ask_and_sell_at_bid(account, market):
 def test_resting_limit_fills_when_price_crosses(account, market):
     opt = option(market)
     ltp = market.ltp(opt)
-    o = account.place(strategy="t", symbol=opt.symbol, exchange="NFO", action="BUY", quantity=65, pricetype="LIMIT",
-                      price=round(ltp - 10, 1), product="NRML")
+    o = account.place(
+        strategy="t",
+        symbol=opt.symbol,
+        exchange="NFO",
+        action="BUY",
+        quantity=65,
+        pricetype="LIMIT",
+        price=round(ltp - 10, 1),
+        product="NRML",
+    )
     assert o.status == "open" and o.blocked_margin == pytest.approx(65 * round(ltp - 10, 1))
     market.set_ltp(opt, ltp - 12)
     account.on_tick()
@@ -78,16 +86,32 @@ def test_resting_limit_fills_when_price_crosses(account, market):
 def test_marketable_limit_fills_at_ltp(account, market):
     opt = option(market)
     ltp = market.ltp(opt)
-    o = account.place(strategy="t", symbol=opt.symbol, exchange="NFO", action="BUY", quantity=65, pricetype="LIMIT",
-                      price=ltp + 20, product="NRML")
+    o = account.place(
+        strategy="t",
+        symbol=opt.symbol,
+        exchange="NFO",
+        action="BUY",
+        quantity=65,
+        pricetype="LIMIT",
+        price=ltp + 20,
+        product="NRML",
+    )
     assert (o.status, o.average_price) == ("complete", ltp)
 
 
 def test_sl_m_waits_as_trigger_pending_then_fills(account, market):
     opt = option(market)
     ltp = market.ltp(opt)
-    o = account.place(strategy="t", symbol=opt.symbol, exchange="NFO", action="BUY", quantity=65, pricetype="SL-M",
-                      trigger_price=ltp + 5, product="NRML")
+    o = account.place(
+        strategy="t",
+        symbol=opt.symbol,
+        exchange="NFO",
+        action="BUY",
+        quantity=65,
+        pricetype="SL-M",
+        trigger_price=ltp + 5,
+        product="NRML",
+    )
     assert o.status == "trigger pending"
     market.set_ltp(opt, ltp + 6)
     account.on_tick()
@@ -97,8 +121,17 @@ def test_sl_m_waits_as_trigger_pending_then_fills(account, market):
 def test_sl_limit_becomes_open_when_limit_not_reached(account, market):
     opt = option(market)
     ltp = market.ltp(opt)
-    o = account.place(strategy="t", symbol=opt.symbol, exchange="NFO", action="SELL", quantity=65, pricetype="SL",
-                      trigger_price=ltp - 5, price=ltp - 6, product="NRML")
+    o = account.place(
+        strategy="t",
+        symbol=opt.symbol,
+        exchange="NFO",
+        action="SELL",
+        quantity=65,
+        pricetype="SL",
+        trigger_price=ltp - 5,
+        price=ltp - 6,
+        product="NRML",
+    )
     market.set_ltp(opt, ltp - 8)  # triggered, but a SELL limit of ltp−6 is above ltp−8
     account.on_tick()
     assert o.status == "open"
@@ -120,8 +153,14 @@ def test_sl_limit_becomes_open_when_limit_not_reached(account, market):
 )
 def test_business_rejections(account, market, kwargs, message):
     opt = option(market)
-    args = {"strategy": "t", "symbol": opt.symbol, "exchange": "NFO", "action": "BUY", "quantity": 65,
-            "product": "NRML"} | kwargs
+    args = {
+        "strategy": "t",
+        "symbol": opt.symbol,
+        "exchange": "NFO",
+        "action": "BUY",
+        "quantity": 65,
+        "product": "NRML",
+    } | kwargs
     with pytest.raises(OrderError, match=message):
         account.place(**args)
     assert account.orders == {}
@@ -153,8 +192,15 @@ def test_cnc_sell_without_holdings_is_recorded_as_rejected(account):
 
 def test_partial_fill_fault_leaves_remainder_open(account, market):
     opt = option(market)
-    o = account.place(strategy="t", symbol=opt.symbol, exchange="NFO", action="BUY", quantity=260, product="NRML",
-                      fault={"kind": "partial_fill", "value": 0.5})
+    o = account.place(
+        strategy="t",
+        symbol=opt.symbol,
+        exchange="NFO",
+        action="BUY",
+        quantity=260,
+        product="NRML",
+        fault={"kind": "partial_fill", "value": 0.5},
+    )
     assert (o.status, o.filled_quantity, o.pending_quantity) == ("open", 130, 130)
     assert account.positions[(opt.symbol, "NFO", "NRML")].quantity == 130
     account.cancel(o.orderid)

@@ -10,8 +10,16 @@ import pytest
 
 @pytest.fixture
 def order(broker):
-    return {"apikey": broker.api_key, "strategy": "t", "symbol": broker.atm_option(), "exchange": "NFO",
-            "action": "BUY", "quantity": 65, "pricetype": "MARKET", "product": "NRML"}
+    return {
+        "apikey": broker.api_key,
+        "strategy": "t",
+        "symbol": broker.atm_option(),
+        "exchange": "NFO",
+        "action": "BUY",
+        "quantity": 65,
+        "pricetype": "MARKET",
+        "product": "NRML",
+    }
 
 
 def arm(broker, **fault):
@@ -85,7 +93,7 @@ def test_malformed_body_after_execution(broker, order):
     arm(broker, kind="malformed", count=1)
     r = post(broker, order)
     assert r.status_code == 200
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Expecting|Unterminated|Extra data|Invalid"):
         r.json()
     assert len(broker.ledger()) == 1
 
@@ -127,8 +135,12 @@ def test_fault_until_cleared_and_wildcard(broker, order):
 
 @pytest.mark.parametrize(
     "fault",
-    [{"kind": "explode"}, {"kind": "status", "value": 418}, {"kind": "latency", "endpoint": "nope"},
-     {"kind": "latency", "count": 0}],
+    [
+        {"kind": "explode"},
+        {"kind": "status", "value": 418},
+        {"kind": "latency", "endpoint": "nope"},
+        {"kind": "latency", "count": 0},
+    ],
 )
 def test_bad_fault_requests_are_refused(broker, fault):
     r = broker.http.post("/_sim/fault", json=fault)
@@ -138,8 +150,12 @@ def test_bad_fault_requests_are_refused(broker, fault):
 
 def test_expired_session_answers_403_except_key_only_endpoints(broker, order):
     broker.sim("POST", "session", {"expired": True})
-    for endpoint, body in [("ping", {}), ("funds", {}), ("placeorder", order), ("quotes", {"symbol": "SBIN",
-                                                                                          "exchange": "NSE"})]:
+    for endpoint, body in [
+        ("ping", {}),
+        ("funds", {}),
+        ("placeorder", order),
+        ("quotes", {"symbol": "SBIN", "exchange": "NSE"}),
+    ]:
         r = broker.api(endpoint, **body)
         assert (r.status_code, r.json()["message"]) == (403, "Invalid openalgo apikey"), endpoint
     assert broker.api("search", query="SBIN").status_code == 200
@@ -168,8 +184,17 @@ def test_resting_limit_fills_after_a_price_move(broker):
     opt = broker.atm_option()
     broker.sim("POST", "market", {"paused": True})
     ltp = broker.ok("quotes", symbol=opt, exchange="NFO")["data"]["ltp"]
-    oid = broker.ok("placeorder", strategy="t", symbol=opt, exchange="NFO", action="BUY", quantity=65,
-                    pricetype="LIMIT", price=round(ltp - 5, 1), product="NRML")["orderid"]
+    oid = broker.ok(
+        "placeorder",
+        strategy="t",
+        symbol=opt,
+        exchange="NFO",
+        action="BUY",
+        quantity=65,
+        pricetype="LIMIT",
+        price=round(ltp - 5, 1),
+        product="NRML",
+    )["orderid"]
     assert broker.ok("orderstatus", strategy="t", orderid=oid)["data"]["order_status"] == "open"
     broker.sim("POST", "price", {"symbol": opt, "exchange": "NFO", "ltp": round(ltp - 6, 1)})
     data = broker.ok("orderstatus", strategy="t", orderid=oid)["data"]

@@ -14,14 +14,21 @@ def snapshot(m: Market, ticks: int) -> bytes:
     """Every tick's full depth for a spread of instruments, plus history: the market's bytes."""
     u = ins.UNDERLYINGS["NIFTY"]
     exp = ins.option_expiries(u, m.today)[0]
-    symbols = [("NIFTY", "NSE_INDEX"), ("SENSEX", "BSE_INDEX"), ("RELIANCE", "NSE"),
-               (ins.future_symbol("NIFTY", ins.future_expiries(u, m.today)[0]), "NFO"),
-               (ins.option_symbol("NIFTY", exp, 25900, "CE"), "NFO"), (ins.option_symbol("NIFTY", exp, 25500, "PE"), "NFO")]
+    symbols = [
+        ("NIFTY", "NSE_INDEX"),
+        ("SENSEX", "BSE_INDEX"),
+        ("RELIANCE", "NSE"),
+        (ins.future_symbol("NIFTY", ins.future_expiries(u, m.today)[0]), "NFO"),
+        (ins.option_symbol("NIFTY", exp, 25900, "CE"), "NFO"),
+        (ins.option_symbol("NIFTY", exp, 25500, "PE"), "NFO"),
+    ]
     out = []
     for _ in range(ticks):
         m.step()
         out += [tick_data(m.quote(m.lookup(s, e)), 3, None) for s, e in symbols]
-    out.append(json.dumps(m.history(m.lookup("NIFTY", "NSE_INDEX"), "1m", m.today - dt.timedelta(days=3), m.today)).encode())
+    out.append(
+        json.dumps(m.history(m.lookup("NIFTY", "NSE_INDEX"), "1m", m.today - dt.timedelta(days=3), m.today)).encode()
+    )
     return b"\n".join(out)
 
 
@@ -62,8 +69,9 @@ def test_moving_the_underlying_moves_futures_and_chain_consistently():
 def test_set_ltp_is_exact_and_survives_ticks_while_paused():
     m = Market(seed=1, start=START, history_days=2)
     m.paused = True
-    opt = m.lookup(ins.option_symbol("NIFTY", ins.option_expiries(ins.UNDERLYINGS["NIFTY"], m.today)[1], 26000, "CE"),
-                   "NFO")
+    opt = m.lookup(
+        ins.option_symbol("NIFTY", ins.option_expiries(ins.UNDERLYINGS["NIFTY"], m.today)[1], 26000, "CE"), "NFO"
+    )
     assert m.set_ltp(opt, 123.45) == 123.45
     m.step()
     assert m.ltp(opt) == 123.45
@@ -104,8 +112,9 @@ def test_replay_reproduces_ticks(tmp_path):
     m = Market(seed=21, start=START, history_days=2)
     lines = [m.record_header(), m.record_line()]
     m.step()
-    opt = m.lookup(ins.option_symbol("NIFTY", ins.option_expiries(ins.UNDERLYINGS["NIFTY"], m.today)[0], 25900, "CE"),
-                   "NFO")
+    opt = m.lookup(
+        ins.option_symbol("NIFTY", ins.option_expiries(ins.UNDERLYINGS["NIFTY"], m.today)[0], 25900, "CE"), "NFO"
+    )
     m.set_ltp(opt, 200.0)
     lines.append(m.record_line())
     original = []

@@ -16,8 +16,15 @@ def test_ping_and_key_checks(broker):
 
 
 def _order(broker, **extra):
-    body = {"strategy": "t", "symbol": broker.atm_option(), "exchange": "NFO", "action": "BUY", "quantity": 65,
-            "pricetype": "MARKET", "product": "NRML"}
+    body = {
+        "strategy": "t",
+        "symbol": broker.atm_option(),
+        "exchange": "NFO",
+        "action": "BUY",
+        "quantity": 65,
+        "pricetype": "MARKET",
+        "product": "NRML",
+    }
     body.update(extra)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -30,23 +37,39 @@ ERRORS = [
     ("placeorder", {"action": "HOLD"}, 400, "{'action': ['Must be one of: BUY, SELL, buy, sell.']}"),
     ("placeorder", {"quantity": "abc"}, 400, "{'quantity': ['Not a valid number.']}"),
     ("placeorder", {"quantity": 0}, 400, "{'quantity': ['Quantity must be a positive number.']}"),
-    ("placeorder", {"exchange": "NYSE"}, 400,
-     "{'exchange': ['Must be one of: NSE, NFO, CDS, BSE, BFO, BCD, MCX, NCDEX, NCO, NSE_INDEX, BSE_INDEX, "
-     "MCX_INDEX, GLOBAL_INDEX, CRYPTO.']}"),
+    (
+        "placeorder",
+        {"exchange": "NYSE"},
+        400,
+        "{'exchange': ['Must be one of: NSE, NFO, CDS, BSE, BFO, BCD, MCX, NCDEX, NCO, NSE_INDEX, BSE_INDEX, "
+        "MCX_INDEX, GLOBAL_INDEX, CRYPTO.']}",
+    ),
     ("placeorder", {"quantity": 60}, 400, "Quantity must be in multiples of lot size 65 for {symbol}"),
     ("placeorder", {"quantity": 65 * 20, "action": "SELL"}, 400, None),  # insufficient funds (checked below)
     ("placeorder", {"apikey": "f" * 64}, 403, "Invalid openalgo apikey"),
-    ("placeorder", {"apikey": "f" * 64, "symbol": None}, 400,  # validation comes before the key check
-     "{'symbol': ['Missing data for required field.']}"),
+    (
+        "placeorder",
+        {"apikey": "f" * 64, "symbol": None},
+        400,  # validation comes before the key check
+        "{'symbol': ['Missing data for required field.']}",
+    ),
     ("funds", {"extra": 1}, 400, {"extra": ["Unknown field."]}),
-    ("quotes", {"symbol": "NOPE", "exchange": "NSE"}, 400,
-     "Symbol 'NOPE' not found for exchange 'NSE'. Please verify the symbol name and ensure master contracts "
-     "are downloaded."),
+    (
+        "quotes",
+        {"symbol": "NOPE", "exchange": "NSE"},
+        400,
+        "Symbol 'NOPE' not found for exchange 'NSE'. Please verify the symbol name and ensure master contracts "
+        "are downloaded.",
+    ),
     ("quotes", {"exchange": None, "symbol": "SBIN"}, 400, {"exchange": ["Missing data for required field."]}),
     ("orderstatus", {"orderid": "123"}, 404, "Order 123 not found"),
     ("orderstatus", {"orderid": "123", "strategy": None}, 400, "{'strategy': ['Missing data for required field.']}"),
-    ("history", {"symbol": "SBIN", "exchange": "NSE", "interval": "7m", "start_date": "2026-01-01",
-                 "end_date": "2026-01-02"}, 400, {"interval": [None]}),
+    (
+        "history",
+        {"symbol": "SBIN", "exchange": "NSE", "interval": "7m", "start_date": "2026-01-01", "end_date": "2026-01-02"},
+        400,
+        {"interval": [None]},
+    ),
 ]
 
 
@@ -69,8 +92,9 @@ def test_bad_requests_get_openalgo_errors(brokers, endpoint, changes, status, me
     elif isinstance(message, dict) and message.get("interval") == [None]:
         assert list(out["message"]) == ["interval"]
     else:
-        assert out["message"] == (message.replace("{symbol}", str(body.get("symbol"))) if isinstance(message, str)
-                                  else message)
+        assert out["message"] == (
+            message.replace("{symbol}", str(body.get("symbol"))) if isinstance(message, str) else message
+        )
     assert broker.ledger() == []  # nothing executed
 
 
@@ -134,8 +158,14 @@ def test_market_data_shapes(broker):
 
 
 def test_optionchain_around_atm(broker):
-    chain = broker.ok("optionchain", underlying="NIFTY", exchange="NSE_INDEX", expiry_date=broker.nearest_expiry(),
-                      strike_count=10, with_greeks=True)
+    chain = broker.ok(
+        "optionchain",
+        underlying="NIFTY",
+        exchange="NSE_INDEX",
+        expiry_date=broker.nearest_expiry(),
+        strike_count=10,
+        with_greeks=True,
+    )
     assert len(chain["chain"]) == 21
     atm = chain["chain"][10]
     assert atm["strike"] == chain["atm_strike"] and atm["ce"]["label"] == "ATM" and atm["pe"]["label"] == "ATM"
@@ -146,8 +176,16 @@ def test_optionchain_around_atm(broker):
 def test_splitorder_respects_the_freeze_quantity(brokers):
     broker = brokers[3]  # 50 lakh
     opt = broker.atm_option("PE", "OTM5")
-    out = broker.ok("splitorder", strategy="t", symbol=opt, exchange="NFO", action="BUY", quantity=65 * 30,
-                    splitsize=1755, product="NRML")
+    out = broker.ok(
+        "splitorder",
+        strategy="t",
+        symbol=opt,
+        exchange="NFO",
+        action="BUY",
+        quantity=65 * 30,
+        splitsize=1755,
+        product="NRML",
+    )
     assert [r["quantity"] for r in out["results"]] == [1755, 195]
     assert all(r["status"] == "success" for r in out["results"])
     assert broker.ok("openposition", strategy="t", symbol=opt, exchange="NFO", product="NRML")["quantity"] == "1950"
@@ -158,19 +196,35 @@ def test_smart_basket_modify_cancel_close(broker):
     smart = broker.ok("placesmartorder", **_order(broker, symbol=opt, position_size=130))
     assert smart["orderid"]
     assert broker.ok("placesmartorder", **_order(broker, symbol=opt, position_size=130))["message"] == (
-        "Positions Already Matched. No Action needed.")
-    basket = broker.ok("basketorder", strategy="t", orders=[
-        {"symbol": opt, "exchange": "NFO", "action": "SELL", "quantity": "65", "product": "NRML"},
-        {"symbol": "SBIN", "exchange": "NSE", "action": "BUY", "quantity": "1", "product": "MIS"},
-    ])
+        "Positions Already Matched. No Action needed."
+    )
+    basket = broker.ok(
+        "basketorder",
+        strategy="t",
+        orders=[
+            {"symbol": opt, "exchange": "NFO", "action": "SELL", "quantity": "65", "product": "NRML"},
+            {"symbol": "SBIN", "exchange": "NSE", "action": "BUY", "quantity": "1", "product": "MIS"},
+        ],
+    )
     assert [r["symbol"] for r in basket["results"]] == ["SBIN", opt]  # BUYs first
     ltp = broker.ok("quotes", symbol=opt, exchange="NFO")["data"]["ltp"]
     limit = broker.ok("placeorder", **_order(broker, symbol=opt, pricetype="LIMIT", price=round(ltp * 0.5, 1)))
     status = broker.ok("orderstatus", strategy="t", orderid=limit["orderid"])["data"]
     assert status["order_status"] == "open" and status["price_type"] == "LIMIT"
-    broker.ok("modifyorder", strategy="t", orderid=limit["orderid"], symbol=opt, exchange="NFO", action="BUY",
-              product="NRML", pricetype="LIMIT", price=round(ltp * 0.4, 1), quantity=130, disclosed_quantity=0,
-              trigger_price=0)
+    broker.ok(
+        "modifyorder",
+        strategy="t",
+        orderid=limit["orderid"],
+        symbol=opt,
+        exchange="NFO",
+        action="BUY",
+        product="NRML",
+        pricetype="LIMIT",
+        price=round(ltp * 0.4, 1),
+        quantity=130,
+        disclosed_quantity=0,
+        trigger_price=0,
+    )
     assert broker.ok("orderstatus", strategy="t", orderid=limit["orderid"])["data"]["quantity"] == 130
     cancelled = broker.ok("cancelallorder", strategy="t")
     assert cancelled["canceled_orders"] == [limit["orderid"]]
@@ -200,18 +254,40 @@ def test_sandbox_and_live_profiles(broker, live_broker):
 
 def test_holdings_and_margin(broker):
     h = broker.ok("holdings")["data"]
-    assert h["holdings"] and set(h["statistics"]) == {"totalholdingvalue", "totalinvvalue", "totalprofitandloss",
-                                                       "totalpnlpercentage"}
+    assert h["holdings"] and set(h["statistics"]) == {
+        "totalholdingvalue",
+        "totalinvvalue",
+        "totalprofitandloss",
+        "totalpnlpercentage",
+    }
     opt = broker.atm_option("PE", "OTM3")
-    m = broker.ok("margin", positions=[{"symbol": opt, "exchange": "NFO", "action": "SELL", "quantity": "65",
-                                        "product": "NRML", "pricetype": "MARKET"}])["data"]
+    m = broker.ok(
+        "margin",
+        positions=[
+            {
+                "symbol": opt,
+                "exchange": "NFO",
+                "action": "SELL",
+                "quantity": "65",
+                "product": "NRML",
+                "pricetype": "MARKET",
+            }
+        ],
+    )["data"]
     assert m["total_margin_required"] > 100_000
     assert m["span_margin"] + m["exposure_margin"] == pytest.approx(m["total_margin_required"], abs=0.02)
 
 
 def test_history_shape(broker):
-    data = broker.ok("history", symbol="NIFTY", exchange="NSE_INDEX", interval="15m", start_date="2026-01-01",
-                     end_date="2030-01-01", source="api")["data"]
+    data = broker.ok(
+        "history",
+        symbol="NIFTY",
+        exchange="NSE_INDEX",
+        interval="15m",
+        start_date="2026-01-01",
+        end_date="2030-01-01",
+        source="api",
+    )["data"]
     assert data and set(data[0]) == {"timestamp", "open", "high", "low", "close", "volume", "oi"}
     assert isinstance(data[0]["timestamp"], int)
     assert all(b["low"] <= min(b["open"], b["close"]) <= max(b["open"], b["close"]) <= b["high"] for b in data)

@@ -33,23 +33,37 @@ def recv(ws, want=None, timeout=5.0) -> dict:
 def market_frames(ws, n, symbol=None, timeout=5.0) -> list[dict]:
     out = []
     while len(out) < n:
-        out.append(recv(ws, lambda m: m.get("type") == "market_data" and (symbol is None or m["symbol"] == symbol),
-                        timeout))
+        out.append(
+            recv(ws, lambda m: m.get("type") == "market_data" and (symbol is None or m["symbol"] == symbol), timeout)
+        )
     return out
+
+
+def drain(ws, limit: int = 50) -> None:
+    for _ in range(limit):
+        ws.recv()
 
 
 def test_auth_reply_and_errors_without_type(broker):
     ws = connect(broker, auth=False)
     ws.send(json.dumps({"action": "subscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE"}]}))
-    assert json.loads(ws.recv()) == {"status": "error", "code": "NOT_AUTHENTICATED",
-                                     "message": "You must authenticate first"}
+    assert json.loads(ws.recv()) == {
+        "status": "error",
+        "code": "NOT_AUTHENTICATED",
+        "message": "You must authenticate first",
+    }
     ws.send(json.dumps({"action": "authenticate", "api_key": "0" * 64}))
     assert json.loads(ws.recv()) == {"status": "error", "code": "AUTHENTICATION_ERROR", "message": "Invalid API key"}
     ws.send(json.dumps({"action": "authenticate", "apikey": broker.api_key}))
     reply = json.loads(ws.recv())
-    assert reply == {"type": "auth", "status": "success", "message": "Authentication successful",
-                     "broker": broker.info["broker"], "user_id": "admin",
-                     "supported_features": {"ltp": True, "quote": True, "depth": True}}
+    assert reply == {
+        "type": "auth",
+        "status": "success",
+        "message": "Authentication successful",
+        "broker": broker.info["broker"],
+        "user_id": "admin",
+        "supported_features": {"ltp": True, "quote": True, "depth": True},
+    }
     ws.send("not json")
     assert json.loads(ws.recv())["code"] == "INVALID_JSON"
     ws.send(json.dumps({"action": "dance"}))
@@ -64,13 +78,26 @@ def test_auth_reply_and_errors_without_type(broker):
 def test_subscribe_ack_and_frames_per_mode(broker):
     option = broker.atm_option()
     ws = connect(broker)
-    ws.send(json.dumps({"action": "subscribe", "symbols": [{"symbol": "NIFTY", "exchange": "NSE_INDEX"},
-                                                           {"symbol": "XYZ", "exchange": "NSE"}],
-                        "mode": 1, "request_id": "r1"}))
+    ws.send(
+        json.dumps(
+            {
+                "action": "subscribe",
+                "symbols": [{"symbol": "NIFTY", "exchange": "NSE_INDEX"}, {"symbol": "XYZ", "exchange": "NSE"}],
+                "mode": 1,
+                "request_id": "r1",
+            }
+        )
+    )
     ack = recv(ws, lambda m: m.get("type") == "subscribe")
     assert ack["status"] == "partial" and ack["request_id"] == "r1"
-    assert ack["subscriptions"][0] == {"symbol": "NIFTY", "exchange": "NSE_INDEX", "status": "success",
-                                       "mode": "LTP", "depth": 5, "broker": broker.info["broker"]}
+    assert ack["subscriptions"][0] == {
+        "symbol": "NIFTY",
+        "exchange": "NSE_INDEX",
+        "status": "success",
+        "mode": "LTP",
+        "depth": 5,
+        "broker": broker.info["broker"],
+    }
     assert ack["subscriptions"][1]["status"] == "error"
     ltp = market_frames(ws, 1, "NIFTY")[0]
     assert ltp["mode"] == 1 and ltp["broker"] == broker.info["broker"]
@@ -78,8 +105,18 @@ def test_subscribe_ack_and_frames_per_mode(broker):
     ws.send(json.dumps({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": "Quote"}))
     assert recv(ws, lambda m: m.get("type") == "subscribe")["subscriptions"][0]["mode"] == "Quote"
     quote = market_frames(ws, 1, "SBIN")[0]
-    assert {"open", "high", "low", "close", "volume", "average_price", "total_buy_quantity", "total_sell_quantity",
-            "last_trade_quantity", "oi"} <= set(quote["data"])
+    assert {
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "average_price",
+        "total_buy_quantity",
+        "total_sell_quantity",
+        "last_trade_quantity",
+        "oi",
+    } <= set(quote["data"])
     ws.send(json.dumps({"action": "subscribe", "symbols": [{"symbol": option, "exchange": "NFO"}], "mode": 3}))
     recv(ws, lambda m: m.get("type") == "subscribe")
     depth = market_frames(ws, 1, option)[0]["data"]["depth"]
@@ -105,8 +142,9 @@ def test_unsubscribe_reads_mode_per_item_and_ignores_top_level(broker):
     for mode in (1, 2):
         ws.send(json.dumps({"action": "subscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE"}], "mode": mode}))
         recv(ws, lambda m: m.get("type") == "subscribe")
-    ws.send(json.dumps({"action": "unsubscribe", "mode": 2,
-                        "symbols": [{"symbol": "SBIN", "exchange": "NSE", "mode": 1}]}))
+    ws.send(
+        json.dumps({"action": "unsubscribe", "mode": 2, "symbols": [{"symbol": "SBIN", "exchange": "NSE", "mode": 1}]})
+    )
     ack = recv(ws, lambda m: m.get("type") == "unsubscribe")
     assert ack["status"] == "success" and ack["successful"][0]["symbol"] == "SBIN"
     modes = {f["mode"] for f in market_frames(ws, 6, "SBIN")}
@@ -121,8 +159,9 @@ def test_order_updates_stream(broker):
     ws = connect(broker)
     ws.send(json.dumps({"action": "subscribe_orders"}))
     assert recv(ws)["type"] == "subscribe_orders"
-    oid = broker.ok("placeorder", strategy="t", symbol="SBIN", exchange="NSE", action="BUY", quantity=2,
-                    product="MIS")["orderid"]
+    oid = broker.ok("placeorder", strategy="t", symbol="SBIN", exchange="NSE", action="BUY", quantity=2, product="MIS")[
+        "orderid"
+    ]
     updates = [recv(ws, lambda m: m.get("type") == "order_update") for _ in range(2)]
     assert [u["order_status"] for u in updates] == ["open", "complete"]
     done = updates[-1]
@@ -151,8 +190,7 @@ def test_close_drops_connections_and_down_refuses_them(broker):
     assert broker.sim("GET", "ws")["authenticated"] == 1
     broker.sim("POST", "ws", {"action": "close"})
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
-        for _ in range(50):
-            ws.recv()
+        drain(ws)
     ws2 = connect(broker)  # reconnecting works at once
     ws2.close()
     broker.sim("POST", "ws", {"action": "down"})
@@ -181,8 +219,7 @@ def test_auth_deadline_4401_and_protocol_pings(broker):
         ws = websocket.create_connection(broker.ws_url, timeout=20)
         start = time.monotonic()
         op, frame = ws.recv_data_frame(True)
-        result["close"] = (op, int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode(),
-                           time.monotonic() - start)
+        result["close"] = (op, int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode(), time.monotonic() - start)
 
     t = threading.Thread(target=unauthenticated)
     t.start()
