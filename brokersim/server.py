@@ -392,7 +392,9 @@ class DropConnection(Exception):
 def make_rest_app(inst: Instance) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
 
-    def route(endpoint: str, schema: type[sc.Base] | None, handler):
+    def route(endpoint: str, schema_cls: type[sc.Base] | None, handler):
+        schema = schema_cls() if schema_cls is not None else None  # marshmallow schemas are reusable
+
         async def view(request: web.Request) -> web.StreamResponse:
             inst.requests[endpoint] += 1
             client_ip = request.remote or "?"
@@ -425,7 +427,7 @@ def make_rest_app(inst: Instance) -> web.Application:
                     500, {"status": "error", "message": "An unexpected error occurred while processing request"}
                 )
             try:
-                data = schema().load(body) if schema is not None else body
+                data = schema.load(body) if schema is not None else body
             except sc.ValidationError as e:
                 message = str(e.messages) if endpoint in ORDER_WRITERS else e.messages
                 return _resp(400, {"status": "error", "message": message})
