@@ -17,9 +17,6 @@ endif
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-BROKERSIM_ACCOUNTS ?= 3
-BROKERSIM_SEED ?= 1
-BROKERSIM_FILE ?= var/brokersim/accounts.json
 
 .PHONY: help run test bench lint services browser venv clean which-python
 
@@ -27,7 +24,7 @@ which-python:
 	@echo $(PYTHON)
 
 help:
-	@echo "make run    - install and start the platform (brokersim paper accounts for now)"
+	@echo "make run    - install, migrate and start the whole platform with brokersim paper accounts"
 	@echo "make test   - install what tests need and run the whole suite"
 	@echo "make bench  - run the benchmarks in bench/ (figures go to docs/performance.md)"
 
@@ -71,9 +68,7 @@ bench: $(STAMP)
 	$(PY) bench/brokersim_bench.py
 
 run: $(STAMP)
-	@mkdir -p $(dir $(BROKERSIM_FILE))
-	@echo "Starting brokersim with $(BROKERSIM_ACCOUNTS) paper accounts (accounts file: $(BROKERSIM_FILE)); Ctrl-C stops it."
-	exec $(PY) -m brokersim --accounts $(BROKERSIM_ACCOUNTS) --seed $(BROKERSIM_SEED) --accounts-file $(BROKERSIM_FILE)
+	@exec $(PY) -m algomirror.launcher
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""The browser contract for live account updates: group names, event types, broadcasting."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+ACCOUNT_UPDATED = "account.updated"
+
+
+def dashboard_group(user_id: int) -> str:
+    return f"dashboard.{user_id}"
+
+
+def broadcast(group: str, event_type: str, data: dict) -> None:
+    """Send after the surrounding transaction commits, so pages never see rolled-back state."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, {"type": event_type.replace(".", "_"), "data": data})
+
+    transaction.on_commit(send)

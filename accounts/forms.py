@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import TradingAccount
+
+BROKERS = ["zerodha", "dhan", "angel", "fyers", "upstox", "kotak", "flattrade", "shoonya", "aliceblue", "fivepaisa",
+           "groww", "firstock", "zebu", "iifl", "motilal", "definedge", "paytm", "pocketful", "tradejini",
+           "indmoney", "compositedge", "wisdom", "ibulls", "fivepaisaxts"]
+
+
+class AccountForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="OpenAlgo API key", widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        required=True, min_length=16, max_length=256,
+        help_text="From OpenAlgo → API Key. Stored encrypted; only its last 4 characters are ever shown.",
+    )
+
+    class Meta:
+        model = TradingAccount
+        fields = ["name", "broker", "host_url", "ws_url", "is_primary", "is_active"]
+        labels = {"host_url": "OpenAlgo URL", "ws_url": "WebSocket URL", "is_primary": "Primary (market data)"}
+        help_texts = {"host_url": "e.g. http://127.0.0.1:5000", "ws_url": "e.g. ws://127.0.0.1:8765",
+                      "broker": "Filled from OpenAlgo's ping when the connection works."}
+        widgets = {"broker": forms.TextInput(attrs={"list": "broker-list"})}
+
+    def __init__(self, *args, owner=None, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.fields["broker"].required = False
+        if editing:
+            self.fields["api_key"].required = False
+            self.fields["api_key"].help_text = "Leave blank to keep the stored key."
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        qs = TradingAccount.objects.filter(owner=self.owner, name=name)
+        if self.instance.pk:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise forms.ValidationError("You already have an account with this name.")
+        return name
+
+    def clean_api_key(self):
+        key = self.cleaned_data.get("api_key", "").strip()
+        if key and not key.isascii():
+            raise forms.ValidationError("An OpenAlgo API key is plain ASCII text.")
+        return key
+
+
+class ConnectionTestForm(forms.Form):
+    host_url = forms.URLField(max_length=500)
+    api_key = forms.CharField(max_length=256, required=False)
+    account_id = forms.IntegerField(required=False)

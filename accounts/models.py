@@ -1,0 +1,121 @@
+"""Broker accounts (one OpenAlgo server each), the audit trail, and the first-admin claim."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import URLValidator
+from django.db import models
+from django.db.models import Q
+
+ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
+
+
+class TradingAccount(models.Model):
+    """One OpenAlgo instance fronting one broker account.
+
+    `is_primary` is the user's choice of market-data account; `holds_data_role` says which
+    account the feed uses right now (it moves to a healthy backup when the primary goes down
+    and back when the user says so). Both are unique per user in the database.
+    """
+
+    class Status(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked yet"
+        CONNECTED = "connected", "Connected"
+        DEGRADED = "degraded", "Failing checks"
+        DOWN = "down", "Down"
+        SESSION_EXPIRED = "session_expired", "Broker session expired"
+        INVALID_KEY = "invalid_key", "API key rejected"
+        KEY_UNREADABLE = "key_unreadable", "Key unreadable"
+
+    class TradingState(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REDUCING = "reducing", "Reducing only"
+        HALTED = "halted", "Halted"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_accounts")
+    name = models.CharField(max_length=100)
+    broker = models.CharField(max_length=50, blank=True)
+    host_url = models.URLField(max_length=500)
+    ws_url = models.CharField(max_length=500, validators=[ws_url_validator])
+    api_key_encrypted = models.TextField()
+    api_key_last4 = models.CharField(max_length=4)
+    is_primary = models.BooleanField(default=False)
+    holds_data_role = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    trading_state = models.CharField(max_length=10, choices=TradingState.choices, default=TradingState.ACTIVE)
+    halt_reason = models.CharField(max_length=200, blank=True)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    # Latest funds as OpenAlgo reported them (already coerced to Decimal strings).
+    funds = models.JSONField(default=dict, blank=True)
+    funds_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="account_name_unique_per_user"),
+            models.UniqueConstraint(fields=["owner"], condition=Q(is_primary=True), name="one_primary_per_user"),
+            models.UniqueConstraint(fields=["owner"], condition=Q(holds_data_role=True),
+                                    name="one_data_source_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def masked_key(self) -> str:
+        return f"••••{self.api_key_last4}"
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.status == self.Status.CONNECTED
+
+
+class AuditEvent(models.Model):
+    """Append-only audit trail. `account_name` is kept so deleted accounts stay readable."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Login"
+        LOGOUT = "logout", "Logout"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        ADMIN_CREATED = "admin_created", "First admin created"
+        ACCOUNT_ADDED = "account_added", "Account added"
+        ACCOUNT_CHANGED = "account_changed", "Account changed"
+        ACCOUNT_DELETED = "account_deleted", "Account deleted"
+        KEY_ROTATED = "key_rotated", "Encryption key rotated"
+        KEY_UNREADABLE = "key_unreadable", "API key unreadable"
+        CONNECTION_CHANGED = "connection_changed", "Connection changed"
+        DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    account = models.ForeignKey(TradingAccount, null=True, blank=True, on_delete=models.SET_NULL)
+    account_name = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    message = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.account_name}".strip()
+
+
+class FirstAdminClaim(models.Model):
+    """Exactly one row ever: whoever inserts it is the installation's first admin. The unique
+    `slot` makes two racing registrations collide in the database, whatever the isolation level."""
+
+    slot = models.PositiveSmallIntegerField(unique=True, default=1)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,230 @@
+"""A thin typed client for one OpenAlgo server's REST v1 API (Django-free).
+
+Every call returns a `Result` whose `outcome` follows invariant I2:
+
+* ACCEPTED — the server answered 200 with status "success".
+* REJECTED — the server proved it did not act: a structured 4xx (validation, key, not
+  found, business rule), a 429 refusal, or a connection that was never established.
+* UNKNOWN — anything after the request may have reached the server and no proof either
+  way came back: timeouts, 5xx, dropped connections, unparseable bodies. An order whose
+  outcome is UNKNOWN must be reconciled against the broker's books, never blindly re-sent.
+
+The API key travels in the JSON body (OpenAlgo's convention); this module never logs
+request bodies, so keys never reach the logs.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_BACKOFF = (0.25, 0.6, 1.2)  # seconds; a 429 means "not executed", so a retry is safe
+INVALID_KEY_TEXT = "Invalid openalgo apikey"
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+
+class Reason(enum.StrEnum):
+    OK = "ok"
+    VALIDATION = "validation"  # 400: schema or business rule
+    AUTH = "auth"  # 403: wrong key, or a valid key whose broker session expired
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    UNREACHABLE = "unreachable"  # connection refused: the request never left
+    TIMEOUT = "timeout"
+    BROKEN_CONNECTION = "broken_connection"
+    SERVER_ERROR = "server_error"
+    BAD_RESPONSE = "bad_response"
+    PENDING_APPROVAL = "pending_approval"  # semi-auto mode: queued for a human, no orderid
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: Reason
+    status_code: int | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    latency_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+
+def error_message(body: Any) -> str:
+    """OpenAlgo errors carry `message` as a string (order writers: a Python repr of the
+    validation dict) or as a JSON object (read endpoints); flatten both to one line."""
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    msg = body.get("message", "")
+    if isinstance(msg, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in msg.items())
+    return str(msg)[:300]
+
+
+def to_decimal(value: Any, default: Decimal | None = Decimal("0")) -> Decimal | None:
+    """Coerce OpenAlgo's numbers-or-strings ("320.66", 320.66, "", None) to Decimal."""
+    if value is None or value == "":
+        return default
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return default
+    return d if d.is_finite() else default
+
+
+@dataclass(frozen=True)
+class Funds:
+    available_cash: Decimal
+    collateral: Decimal
+    m2m_realized: Decimal
+    m2m_unrealized: Decimal
+    utilised: Decimal
+
+    @classmethod
+    def parse(cls, data: dict) -> Funds:
+        return cls(*(to_decimal(data.get(k)) for k in ("availablecash", "collateral", "m2mrealized",
+                                                       "m2munrealized", "utiliseddebits")))
+
+    def as_json(self) -> dict[str, str]:
+        return {"available_cash": str(self.available_cash), "collateral": str(self.collateral),
+                "m2m_realized": str(self.m2m_realized), "m2m_unrealized": str(self.m2m_unrealized),
+                "utilised": str(self.utilised)}
+
+
+class OpenAlgoClient:
+    """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is)."""
+
+    def __init__(self, host: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.host = host.rstrip("/")
+        self._api_key = api_key
+        self._http = httpx.Client(
+            base_url=f"{self.host}/api/v1/", timeout=timeout, transport=transport,
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
+            headers={"content-type": "application/json"},
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAlgoClient({self.host})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ transport
+    def call(self, endpoint: str, **payload: Any) -> Result:
+        body = {"apikey": self._api_key, **payload}
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            result = self._once(endpoint, body)
+            if result.reason is not Reason.RATE_LIMITED or attempt == RATE_LIMIT_RETRIES:
+                return result
+            time.sleep(RATE_LIMIT_BACKOFF[min(attempt, len(RATE_LIMIT_BACKOFF) - 1)])
+        return result  # pragma: no cover
+
+    def _once(self, endpoint: str, body: dict) -> Result:
+        start = time.perf_counter()
+        try:
+            resp = self._http.post(endpoint, content=json.dumps(body))
+        except httpx.ConnectError as e:
+            return Result(Outcome.REJECTED, Reason.UNREACHABLE, message=f"cannot connect: {type(e).__name__}")
+        except httpx.TimeoutException:
+            return Result(Outcome.UNKNOWN, Reason.TIMEOUT, message="no answer within the timeout")
+        except httpx.TransportError as e:
+            return Result(Outcome.UNKNOWN, Reason.BROKEN_CONNECTION, message=f"connection broke: {type(e).__name__}")
+        latency = (time.perf_counter() - start) * 1000
+        code = resp.status_code
+        try:
+            parsed = resp.json()
+        except ValueError:
+            parsed = None
+        if code == 429:
+            return Result(Outcome.REJECTED, Reason.RATE_LIMITED, code, message="rate limited", latency_ms=latency)
+        if code >= 500 or parsed is None or not isinstance(parsed, dict):
+            reason = Reason.SERVER_ERROR if code >= 500 else Reason.BAD_RESPONSE
+            msg = error_message(parsed) if isinstance(parsed, dict) else f"HTTP {code}, unreadable body"
+            return Result(Outcome.UNKNOWN, reason, code, message=msg, latency_ms=latency)
+        if code == 200 and parsed.get("status") == "success":
+            if parsed.get("mode") == "semi_auto" and "orderid" not in parsed:
+                return Result(Outcome.ACCEPTED, Reason.PENDING_APPROVAL, code, parsed, "queued for approval",
+                              latency)
+            return Result(Outcome.ACCEPTED, Reason.OK, code, parsed, latency_ms=latency)
+        reason = {400: Reason.VALIDATION, 401: Reason.AUTH, 403: Reason.AUTH, 404: Reason.NOT_FOUND}.get(
+            code, Reason.VALIDATION if code < 500 else Reason.SERVER_ERROR)
+        return Result(Outcome.REJECTED, reason, code, parsed, error_message(parsed), latency)
+
+    # ------------------------------------------------------------------ account
+    def ping(self) -> Result:
+        return self.call("ping")
+
+    def key_is_valid(self) -> bool:
+        """`search` needs only a valid key, not a broker session: ping 403 + search 200 means
+        the key is right and the broker session has expired."""
+        return self.call("search", query="NIFTY", exchange="NSE_INDEX").ok
+
+    def funds(self) -> Result:
+        return self.call("funds")
+
+    def orderbook(self) -> Result:
+        return self.call("orderbook")
+
+    def tradebook(self) -> Result:
+        return self.call("tradebook")
+
+    def positionbook(self) -> Result:
+        return self.call("positionbook")
+
+    def holdings(self) -> Result:
+        return self.call("holdings")
+
+    # ------------------------------------------------------------------ orders
+    def placeorder(self, *, strategy: str, symbol: str, exchange: str, action: str, quantity: int,
+                   pricetype: str = "MARKET", product: str = "MIS", price: Decimal | float = 0,
+                   trigger_price: Decimal | float = 0) -> Result:
+        return self.call("placeorder", strategy=strategy, symbol=symbol, exchange=exchange, action=action,
+                         quantity=str(quantity), pricetype=pricetype, product=product, price=str(price),
+                         trigger_price=str(trigger_price))
+
+    def orderstatus(self, *, orderid: str, strategy: str) -> Result:
+        return self.call("orderstatus", orderid=orderid, strategy=strategy)
+
+    def cancelorder(self, *, orderid: str, strategy: str) -> Result:
+        return self.call("cancelorder", orderid=orderid, strategy=strategy)
+
+    # ------------------------------------------------------------------ market data
+    def quotes(self, *, symbol: str, exchange: str) -> Result:
+        return self.call("quotes", symbol=symbol, exchange=exchange)
+
+
+_clients: dict[tuple[str, str], OpenAlgoClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(host: str, api_key: str, timeout: float = DEFAULT_TIMEOUT) -> OpenAlgoClient:
+    """A pooled client per (host, key), reused across calls in this process."""
+    key = (host, api_key)
+    with _clients_lock:
+        c = _clients.get(key)
+        if c is None:
+            c = _clients[key] = OpenAlgoClient(host, api_key, timeout=timeout)
+        return c

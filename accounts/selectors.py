@@ -1,0 +1,59 @@
+"""Reads. Every access to accounts goes through `account_list_visible_to`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import QuerySet
+
+from .models import AuditEvent, TradingAccount
+
+
+def account_list_visible_to(*, user) -> QuerySet[TradingAccount]:
+    if not user.is_authenticated:
+        return TradingAccount.objects.none()
+    return TradingAccount.objects.filter(owner=user)
+
+
+def account_get(*, user, pk: int) -> TradingAccount | None:
+    return account_list_visible_to(user=user).filter(pk=pk).first()
+
+
+def account_card(account: TradingAccount) -> dict:
+    """What the dashboard shows for one account (also the live-update payload)."""
+    f = account.funds or {}
+    m2m = Decimal(f.get("m2m_realized", "0")) + Decimal(f.get("m2m_unrealized", "0")) if f else None
+    return {
+        "id": account.pk,
+        "name": account.name,
+        "broker": account.broker,
+        "status": account.status,
+        "status_label": account.get_status_display(),
+        "trading_state": account.trading_state,
+        "latency_ms": account.latency_ms,
+        "is_primary": account.is_primary,
+        "holds_data_role": account.holds_data_role,
+        "is_active": account.is_active,
+        "cash": f.get("available_cash"),
+        "used_margin": f.get("utilised"),
+        "m2m": str(m2m) if m2m is not None else None,
+        "last_checked_at": account.last_checked_at.isoformat() if account.last_checked_at else None,
+        "last_error": account.last_error,
+    }
+
+
+def dashboard_totals(accounts) -> dict:
+    cash = used = m2m = Decimal("0")
+    for a in accounts:
+        f = a.funds or {}
+        cash += Decimal(f.get("available_cash", "0"))
+        used += Decimal(f.get("utilised", "0"))
+        m2m += Decimal(f.get("m2m_realized", "0")) + Decimal(f.get("m2m_unrealized", "0"))
+    accounts = list(accounts)
+    return {"accounts": len(accounts), "active": sum(a.is_active for a in accounts),
+            "connected": sum(a.is_healthy for a in accounts), "cash": cash, "used_margin": used, "m2m": m2m}
+
+
+def audit_list(*, user) -> QuerySet[AuditEvent]:
+    qs = AuditEvent.objects.select_related("user")
+    return qs if user.is_superuser else qs.filter(user=user)

@@ -1,0 +1,260 @@
+"""Writes: accounts, their secret keys, their health, the market-data role, the audit trail."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import crypto, events
+from .models import AuditEvent, TradingAccount
+from .openalgo import Funds, Outcome, Reason, client_for
+from .selectors import account_card
+
+log = logging.getLogger(__name__)
+Status = TradingAccount.Status
+
+
+# ---------------------------------------------------------------- audit
+def audit_record(*, action: str, user=None, account: TradingAccount | None = None, message: str = "",
+                 details: dict | None = None, request=None) -> AuditEvent:
+    ip = ua = None
+    if request is not None:
+        ip = request.META.get("REMOTE_ADDR")
+        ua = request.META.get("HTTP_USER_AGENT", "")[:300]
+    return AuditEvent.objects.create(
+        action=action, user=user if user is not None and user.is_authenticated else None, account=account,
+        account_name=account.name if account else "", message=message[:300], details=details or {},
+        ip_address=ip, user_agent=ua or "",
+    )
+
+
+# ---------------------------------------------------------------- connection test
+@dataclass(frozen=True)
+class PingResult:
+    ok: bool
+    broker: str = ""
+    latency_ms: int | None = None
+    status: str = Status.UNKNOWN
+    message: str = ""
+
+
+def connection_test(*, host_url: str, api_key: str) -> PingResult:
+    """Ping an OpenAlgo server with a key the user typed (not stored yet)."""
+    client = client_for(host_url, api_key, settings.OPENALGO_TIMEOUT)
+    res = client.ping()
+    if res.ok:
+        return PingResult(True, str((res.data or {}).get("broker", "")), round(res.latency_ms), Status.CONNECTED,
+                          "Connected")
+    if res.reason is Reason.AUTH:
+        if client.key_is_valid():
+            return PingResult(False, status=Status.SESSION_EXPIRED,
+                              message="The key is valid but the broker session has expired: log in to the "
+                                      "broker in OpenAlgo, then test again.")
+        return PingResult(False, status=Status.INVALID_KEY, message="OpenAlgo rejected this API key.")
+    if res.reason is Reason.UNREACHABLE:
+        return PingResult(False, status=Status.DOWN, message=f"Cannot reach {host_url}: is OpenAlgo running?")
+    return PingResult(False, status=Status.DOWN, message=f"OpenAlgo did not answer properly ({res.message}).")
+
+
+# ---------------------------------------------------------------- create / update / delete
+def account_create(*, owner, name: str, host_url: str, ws_url: str, api_key: str, broker: str = "",
+                   is_primary: bool = False, is_active: bool = True, request=None) -> TradingAccount:
+    with transaction.atomic():
+        first = not TradingAccount.objects.filter(owner=owner).exists()
+        if is_primary or first:
+            TradingAccount.objects.filter(owner=owner, is_primary=True).update(is_primary=False)
+        account = TradingAccount.objects.create(
+            owner=owner, name=name, host_url=host_url.rstrip("/"), ws_url=ws_url, broker=broker,
+            api_key_encrypted=crypto.encrypt(api_key), api_key_last4=api_key[-4:], is_primary=is_primary or first,
+            holds_data_role=first, is_active=is_active,
+        )
+        audit_record(action=AuditEvent.Action.ACCOUNT_ADDED, user=owner, account=account, request=request,
+                     message=f"{name} ({broker or 'broker unknown'}) at {account.host_url}")
+        from .tasks import account_check_task
+
+        transaction.on_commit(lambda: account_check_task.delay(account.pk))
+    return account
+
+
+def account_update(*, account: TradingAccount, request=None, api_key: str = "", **fields) -> TradingAccount:
+    """Update editable fields; a blank `api_key` keeps the stored one."""
+    with transaction.atomic():
+        account = TradingAccount.objects.select_for_update().get(pk=account.pk)
+        changed = [k for k, v in fields.items() if getattr(account, k) != v]
+        if fields.get("is_primary") and not account.is_primary:
+            TradingAccount.objects.filter(owner=account.owner, is_primary=True).update(is_primary=False)
+        for k, v in fields.items():
+            setattr(account, k, v)
+        if api_key:
+            account.api_key_encrypted = crypto.encrypt(api_key)
+            account.api_key_last4 = api_key[-4:]
+            changed.append("api_key")
+            if account.status == Status.KEY_UNREADABLE:
+                account.status = Status.UNKNOWN
+                account.trading_state = TradingAccount.TradingState.ACTIVE
+                account.halt_reason = ""
+        account.save()
+        audit_record(action=AuditEvent.Action.ACCOUNT_CHANGED, user=account.owner, account=account,
+                     request=request, message=f"changed: {', '.join(sorted(changed)) or 'nothing'}",
+                     details={"fields": sorted(changed)})
+        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+        from .tasks import account_check_task
+
+        transaction.on_commit(lambda: account_check_task.delay(account.pk))
+    return account
+
+
+def account_delete(*, account: TradingAccount, request=None) -> None:
+    with transaction.atomic():
+        owner = account.owner
+        had_data_role = account.holds_data_role
+        was_primary = account.is_primary
+        audit_record(action=AuditEvent.Action.ACCOUNT_DELETED, user=owner, account=None, request=request,
+                     message=f"{account.name} ({account.broker})", details={"account_id": account.pk})
+        AuditEvent.objects.filter(account=account).update(account_name=account.name)
+        account.delete()
+        rest = TradingAccount.objects.filter(owner=owner, is_active=True).order_by("created_at")
+        if was_primary and rest.exists():
+            rest.filter(pk=rest.first().pk).update(is_primary=True)
+        if had_data_role:
+            _move_data_role(owner=owner, reason="the market-data account was deleted")
+
+
+def paper_accounts_add(*, owner, request=None) -> list[TradingAccount]:
+    """Add every brokersim instance listed in its accounts file that is not added yet."""
+    import json
+
+    path = settings.BROKERSIM_ACCOUNTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"brokersim is not running (no {path}). Start it with `make run`.")
+    entries = json.loads(path.read_text())
+    known = set(TradingAccount.objects.filter(owner=owner).values_list("host_url", flat=True))
+    added = []
+    for e in entries:
+        if e["host"].rstrip("/") in known:
+            continue
+        name = e["name"]
+        n = 2
+        while TradingAccount.objects.filter(owner=owner, name=name).exists():
+            name, n = f"{e['name']}-{n}", n + 1
+        added.append(account_create(owner=owner, name=name, host_url=e["host"], ws_url=e["ws_url"],
+                                    api_key=e["api_key"], broker=e["broker"], request=request))
+    return added
+
+
+# ---------------------------------------------------------------- health
+def account_check(*, account_id: int) -> TradingAccount | None:
+    """Ping one account, refresh its funds, record status and latency, move the data role if needed.
+
+    Three failed checks in a row mark an account down. A key that will not decrypt halts the
+    account at once and sends nothing to its broker.
+    """
+    account = TradingAccount.objects.filter(pk=account_id, is_active=True).first()
+    if account is None:
+        return None
+    now = timezone.now()
+    before = account.status
+    try:
+        api_key = crypto.decrypt(account.api_key_encrypted)
+    except crypto.KeyUnreadable:
+        return _mark_key_unreadable(account)
+    client = client_for(account.host_url, api_key, settings.OPENALGO_TIMEOUT)
+    res = client.ping()
+    updates: dict = {"last_checked_at": now}
+    if res.ok:
+        updates.update(status=Status.CONNECTED, consecutive_failures=0, last_ok_at=now,
+                       latency_ms=round(res.latency_ms), last_error="")
+        broker = str((res.data or {}).get("broker", ""))
+        if broker and broker != account.broker:
+            updates["broker"] = broker
+        funds = client.funds()
+        if funds.ok and isinstance(funds.data, dict):
+            updates.update(funds=Funds.parse(funds.data).as_json(), funds_at=now)
+    else:
+        failures = account.consecutive_failures + 1
+        updates.update(consecutive_failures=failures, last_error=res.message[:300], latency_ms=None)
+        if res.reason is Reason.AUTH:
+            updates["status"] = Status.SESSION_EXPIRED if client.key_is_valid() else Status.INVALID_KEY
+        elif failures >= settings.HEALTH_FAILURES_FOR_DOWN:
+            updates["status"] = Status.DOWN
+        elif before in (Status.CONNECTED, Status.UNKNOWN, Status.DEGRADED):
+            updates["status"] = Status.DEGRADED
+        else:
+            updates["status"] = before
+    with transaction.atomic():
+        TradingAccount.objects.filter(pk=account.pk).update(**updates)
+        account.refresh_from_db()
+        if account.status != before:
+            audit_record(action=AuditEvent.Action.CONNECTION_CHANGED, user=account.owner, account=account,
+                         message=f"{account.name}: {before} → {account.status}",
+                         details={"from": before, "to": account.status, "error": account.last_error,
+                                  "outcome": str(res.outcome if not res.ok else Outcome.ACCEPTED)})
+        if account.holds_data_role and account.status not in (Status.CONNECTED, Status.DEGRADED):
+            _move_data_role(owner=account.owner, reason=f"{account.name} is {account.get_status_display().lower()}")
+        elif account.is_primary and account.is_healthy and not TradingAccount.objects.filter(
+                owner=account.owner, holds_data_role=True).exists():
+            _move_data_role(owner=account.owner, to=account, reason="no account held the market-data role")
+        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+    return account
+
+
+def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
+    with transaction.atomic():
+        first_time = account.status != Status.KEY_UNREADABLE
+        TradingAccount.objects.filter(pk=account.pk).update(
+            status=Status.KEY_UNREADABLE, trading_state=TradingAccount.TradingState.HALTED,
+            halt_reason="API key cannot be decrypted: re-enter it", last_checked_at=timezone.now(),
+            last_error="stored API key cannot be decrypted")
+        account.refresh_from_db()
+        if first_time:
+            log.error("account %s: stored API key cannot be decrypted; halted", account.pk)
+            audit_record(action=AuditEvent.Action.KEY_UNREADABLE, user=account.owner, account=account,
+                         message=f"{account.name}: API key unreadable, account halted")
+        if account.holds_data_role:
+            _move_data_role(owner=account.owner, reason=f"{account.name}'s key is unreadable")
+        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+    return account
+
+
+def _move_data_role(*, owner, reason: str, to: TradingAccount | None = None, user_action: bool = False) -> None:
+    """Give the market-data role to `to`, or to the healthiest active account (lowest latency)."""
+    accounts = list(TradingAccount.objects.select_for_update().filter(owner=owner))
+    current = next((a for a in accounts if a.holds_data_role), None)
+    if to is None:
+        healthy = [a for a in accounts if a.is_active and a.is_healthy and a != current]
+        to = min(healthy, key=lambda a: (a.latency_ms if a.latency_ms is not None else 10**9, a.pk), default=None)
+    if to is None or to == current:
+        if current is not None and not user_action:
+            log.warning("market-data role stays on %s: no healthy backup (%s)", current.pk, reason)
+        return
+    TradingAccount.objects.filter(owner=owner, holds_data_role=True).update(holds_data_role=False)
+    TradingAccount.objects.filter(pk=to.pk).update(holds_data_role=True)
+    audit_record(action=AuditEvent.Action.DATA_ROLE_MOVED, user=owner, account=to,
+                 message=f"market data now from {to.name} ({reason})",
+                 details={"from": current.name if current else None, "to": to.name, "reason": reason,
+                          "automatic": not user_action})
+    for a in TradingAccount.objects.filter(owner=owner):
+        events.broadcast(events.dashboard_group(owner.pk), events.ACCOUNT_UPDATED, account_card(a))
+
+
+def data_role_assign(*, account: TradingAccount, request=None) -> None:
+    """The user hands the market-data role to an account (e.g. back to the recovered primary)."""
+    if not account.is_healthy:
+        raise ValueError(f"{account.name} is not connected; it cannot serve market data.")
+    with transaction.atomic():
+        _move_data_role(owner=account.owner, to=account, reason="chosen by the user", user_action=True)
+
+
+def accounts_due_for_check(*, now, market_open: bool) -> list[int]:
+    interval = settings.HEALTH_INTERVAL_OPEN if market_open else settings.HEALTH_INTERVAL_CLOSED
+    due = []
+    for pk, last in TradingAccount.objects.filter(is_active=True).values_list("pk", "last_checked_at"):
+        # A little slack so a 30 s beat does not skip every other run.
+        if last is None or (now - last).total_seconds() >= interval - 5:
+            due.append(pk)
+    return due
+

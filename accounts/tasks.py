@@ -1,0 +1,26 @@
+"""Thin Celery tasks: take ids, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+
+@shared_task(ignore_result=True)
+def account_check_task(account_id: int) -> None:
+    from .services import account_check
+
+    account_check(account_id=account_id)
+
+
+@shared_task(ignore_result=True)
+def accounts_check_due() -> None:
+    """Fan out one check per due account, so a slow or dead broker never delays the others."""
+    from marketdata.hours import is_market_hours
+
+    from .services import accounts_due_for_check
+
+    now = timezone.now()
+    for pk in accounts_due_for_check(now=now, market_open=is_market_hours(now, settings.MARKET_CALENDAR)):
+        account_check_task.delay(pk)

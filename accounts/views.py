@@ -1,0 +1,144 @@
+"""Thin views over selectors (reads) and services (writes)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import crypto, selectors, services
+from .forms import BROKERS, AccountForm, ConnectionTestForm
+from .models import AuditEvent
+
+
+def _own(request: HttpRequest, pk: int):
+    account = selectors.account_get(user=request.user, pk=pk)
+    if account is None:
+        raise Http404("No such account")
+    return account
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    accounts = list(selectors.account_list_visible_to(user=request.user))
+    return render(request, "accounts/dashboard.html", {
+        "accounts": accounts, "cards": [selectors.account_card(a) for a in accounts],
+        "totals": selectors.dashboard_totals(accounts),
+        "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
+    })
+
+
+@login_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = selectors.account_list_visible_to(user=request.user)
+    return render(request, "accounts/account_list.html", {
+        "accounts": accounts, "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
+    })
+
+
+@login_required
+def account_add(request: HttpRequest) -> HttpResponse:
+    form = AccountForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        ping = services.connection_test(host_url=d["host_url"], api_key=d["api_key"])
+        if not ping.ok and not request.POST.get("save_anyway"):
+            form.add_error(None, f"Connection test failed: {ping.message} Fix it, or tick “save anyway”.")
+        else:
+            account = services.account_create(
+                owner=request.user, name=d["name"], host_url=d["host_url"], ws_url=d["ws_url"],
+                api_key=d["api_key"], broker=ping.broker or d["broker"], is_primary=d["is_primary"],
+                is_active=d["is_active"], request=request)
+            messages.success(request, f"Added {account.name}" + (f" ({ping.broker})." if ping.broker else "."))
+            return redirect("account_list")
+    return render(request, "accounts/account_form.html", {"form": form, "brokers": BROKERS, "editing": False})
+
+
+@login_required
+def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own(request, pk)
+    form = AccountForm(request.POST or None, instance=account, owner=request.user, editing=True)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        fields = {k: d[k] for k in ("name", "broker", "host_url", "ws_url", "is_primary", "is_active")}
+        services.account_update(account=account, api_key=d.get("api_key", ""), request=request, **fields)
+        messages.success(request, f"Saved {d['name']}.")
+        return redirect("account_list")
+    return render(request, "accounts/account_form.html",
+                  {"form": form, "brokers": BROKERS, "editing": True, "account": account})
+
+
+@login_required
+def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own(request, pk)
+    if request.method == "POST":
+        name = account.name
+        services.account_delete(account=account, request=request)
+        messages.success(request, f"Deleted {name}.")
+        return redirect("account_list")
+    return render(request, "accounts/account_confirm_delete.html", {"account": account})
+
+
+@login_required
+@require_POST
+def connection_test(request: HttpRequest) -> JsonResponse:
+    form = ConnectionTestForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"ok": False, "message": "Enter a valid OpenAlgo URL."}, status=400)
+    key = form.cleaned_data["api_key"].strip()
+    if not key and form.cleaned_data["account_id"]:
+        account = _own(request, form.cleaned_data["account_id"])
+        try:
+            key = crypto.decrypt(account.api_key_encrypted)
+        except crypto.KeyUnreadable:
+            return JsonResponse({"ok": False, "message": "The stored key is unreadable: enter it again."})
+    if not key:
+        return JsonResponse({"ok": False, "message": "Enter the API key to test."}, status=400)
+    r = services.connection_test(host_url=form.cleaned_data["host_url"], api_key=key)
+    return JsonResponse({"ok": r.ok, "broker": r.broker, "latency_ms": r.latency_ms, "status": r.status,
+                         "message": r.message})
+
+
+@login_required
+@require_POST
+def paper_accounts(request: HttpRequest) -> HttpResponse:
+    try:
+        added = services.paper_accounts_add(owner=request.user, request=request)
+    except FileNotFoundError as e:
+        messages.error(request, str(e))
+    except (ValueError, KeyError):
+        messages.error(request, "brokersim's accounts file is unreadable; restart brokersim.")
+    else:
+        if added:
+            messages.success(request, f"Added {len(added)} paper account(s): {', '.join(a.name for a in added)}.")
+        else:
+            messages.info(request, "Every paper account is already added.")
+    return redirect(request.POST.get("next") or "account_list")
+
+
+@login_required
+@require_POST
+def data_role(request: HttpRequest, pk: int) -> HttpResponse:
+    account = _own(request, pk)
+    try:
+        services.data_role_assign(account=account, request=request)
+    except ValueError as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Market data now comes from {account.name}.")
+    return redirect("account_list")
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    qs = selectors.audit_list(user=request.user)
+    action = request.GET.get("action", "")
+    if action in AuditEvent.Action.values:
+        qs = qs.filter(action=action)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit_log.html",
+                  {"page": page, "actions": AuditEvent.Action.choices, "action": action})

@@ -1,0 +1,241 @@
+"""AlgoMirror settings: one module, every value from the environment (see .env.example).
+
+Two modes. `ALGOMIRROR_MODE=embedded` (the default, what `make run` uses): SQLite in the
+instance directory, secrets generated once into `<instance>/secrets.env`, an always-open
+demo market calendar. `ALGOMIRROR_MODE=production`: SECRET_KEY and ENCRYPTION_KEY must be
+set, HTTPS hardening is on, and `manage.py check --deploy` is clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from .instance import ensure_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # real environment variables win
+
+# ---- Mode and secrets
+MODE = env.str("ALGOMIRROR_MODE", default="embedded")
+if MODE not in ("embedded", "production"):
+    raise ImproperlyConfigured("ALGOMIRROR_MODE must be 'embedded' or 'production'")
+PRODUCTION = MODE == "production"
+INSTANCE_DIR = Path(env.str("INSTANCE_DIR", default=str(BASE_DIR / "var" / "instance")))
+
+if PRODUCTION:
+    missing = [k for k in ("SECRET_KEY", "ENCRYPTION_KEY") if not env.str(k, default="")]
+    if missing:
+        raise ImproperlyConfigured(f"Production needs {', '.join(missing)} in the environment; refusing to start.")
+    _secrets: dict[str, str] = {}
+else:
+    _secrets = ensure_secrets(INSTANCE_DIR)
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _secrets["SECRET_KEY"]
+# Comma-separated Fernet keys, newest first: rotation puts a new key in front, then
+# `manage.py rotate_encryption_key` re-encrypts every stored API key under it.
+ENCRYPTION_KEYS = [k.strip() for k in (env.str("ENCRYPTION_KEY", default="") or _secrets["ENCRYPTION_KEY"]).split(",")]
+
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# ---- Applications
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "channels",
+    "accounts",
+    "trading",
+    "strategies",
+    "risk",
+    "marketdata",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "algomirror.urls"
+WSGI_APPLICATION = "algomirror.wsgi.application"
+ASGI_APPLICATION = "algomirror.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+            ],
+        },
+    },
+]
+
+# ---- Database
+_default_db = f"sqlite:///{INSTANCE_DIR / 'algomirror.sqlite3'}"
+DATABASES = {"default": env.db("DATABASE_URL", default=_default_db)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers work beside the one writer; IMMEDIATE takes the write lock at BEGIN,
+    # so SELECT-then-UPDATE sequences cannot interleave (SQLite has no row locks).
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---- Redis: cache (login throttling), Celery broker, Channels layer
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="am")}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                              "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="am")}}}
+
+# ---- Celery (one beat process; schedules are defined in algomirror/celery.py and synced to the DB)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = False  # exactly-once comes from the database, never from redelivery
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="algomirror")
+
+# ---- Auth (django-allauth)
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = env.list("PASSWORD_HASHERS", default=[
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+])
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+ACCOUNT_ADAPTER = "accounts.adapters.FirstUserAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_SESSION_REMEMBER = None  # the login form offers "remember me"
+# Five failed logins lock the username (key) and the address (ip) for 15 minutes.
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "AlgoMirror"
+
+# ---- Security headers and cookies
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+_https = env.bool("HTTPS", default=PRODUCTION)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_https)
+if env.bool("BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# ---- REST API
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SPECTACULAR_SETTINGS = {"TITLE": "AlgoMirror API", "VERSION": "0.1.0"}
+
+# ---- Internationalisation: stored in UTC, shown in IST
+LANGUAGE_CODE = "en-in"
+TIME_ZONE = "Asia/Kolkata"
+USE_I18N = True
+USE_TZ = True
+
+# ---- Static files (Tailwind is compiled into static/css/app.css; no CDN)
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if PRODUCTION else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# ---- AlgoMirror
+OPENALGO_TIMEOUT = env.float("OPENALGO_TIMEOUT", default=10.0)
+# "nse" follows the NSE calendar; "always_open" keeps the demo market live at any hour.
+MARKET_CALENDAR = env.str("MARKET_CALENDAR", default="nse" if PRODUCTION else "always_open")
+HEALTH_FAILURES_FOR_DOWN = env.int("HEALTH_FAILURES_FOR_DOWN", default=3)
+HEALTH_INTERVAL_OPEN = env.int("HEALTH_INTERVAL_OPEN", default=30)
+HEALTH_INTERVAL_CLOSED = env.int("HEALTH_INTERVAL_CLOSED", default=300)
+BROKERSIM_ACCOUNTS_FILE = Path(env.str("BROKERSIM_ACCOUNTS_FILE",
+                                       default=str(BASE_DIR / "var" / "brokersim" / "accounts.json")))
+FLOWER_URL = env.str("FLOWER_URL", default="")
+
+# ---- Logging: secrets never reach logs (the OpenAlgo client never logs request bodies)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}

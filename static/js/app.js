@@ -1,0 +1,48 @@
+// Shared page behaviour: theme toggle, message auto-dismiss, IST clock and times.
+(function () {
+  "use strict";
+  var IST = "Asia/Kolkata";
+
+  window.AM = window.AM || {};
+  var inrFmt = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  AM.inr = function (v) {
+    if (v === null || v === undefined || v === "") return "—";
+    var n = Number(v);
+    return isFinite(n) ? "₹" + inrFmt.format(n) : "—";
+  };
+  AM.istTime = function (iso) {
+    if (!iso) return "not yet";
+    var d = new Date(iso);
+    if (isNaN(d)) return iso;
+    return d.toLocaleString("en-IN", { timeZone: IST, hour12: false, day: "2-digit", month: "short",
+      hour: "2-digit", minute: "2-digit", second: "2-digit" }) + " IST";
+  };
+  AM.formatTimes = function (root) {
+    (root || document).querySelectorAll("time[datetime]").forEach(function (t) {
+      var iso = t.getAttribute("datetime");
+      if (iso) t.textContent = AM.istTime(iso);
+    });
+  };
+
+  document.querySelectorAll("[data-theme-toggle]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var next = document.documentElement.getAttribute("data-theme") === "dark" ? "light" : "dark";
+      document.documentElement.setAttribute("data-theme", next);
+      try { localStorage.setItem("am-theme", next); } catch (e) { /* ignore */ }
+    });
+  });
+
+  var msgs = document.querySelector("[data-messages]");
+  if (msgs && !msgs.querySelector(".msg-error")) {
+    setTimeout(function () { msgs.remove(); }, 6000);
+  }
+
+  var clock = document.querySelector("[data-clock]");
+  function tick() {
+    if (clock) clock.textContent = new Date().toLocaleString("en-IN", { timeZone: IST, hour12: false,
+      weekday: "short", day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" }) + " IST";
+  }
+  tick();
+  setInterval(tick, 1000);
+  AM.formatTimes();
+})();

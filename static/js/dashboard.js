@@ -1,0 +1,71 @@
+// Live dashboard: account cards and totals follow account.updated events over a Channels WebSocket.
+(function () {
+  "use strict";
+  var grid = document.querySelector("[data-cards]");
+  var statusLine = document.querySelector("[data-live-status]");
+  if (!grid) return;
+  var retry = 1000;
+
+  function setField(card, name, text) {
+    var el = card.querySelector('[data-field="' + name + '"]');
+    if (el) el.textContent = text;
+  }
+
+  function recomputeTotals() {
+    var cards = grid.querySelectorAll("[data-account]");
+    var cash = 0, used = 0, m2m = 0, connected = 0;
+    cards.forEach(function (c) {
+      cash += Number(c.dataset.cash || 0);
+      used += Number(c.dataset.used || 0);
+      m2m += Number(c.dataset.m2m || 0);
+      if (c.dataset.status === "connected") connected += 1;
+    });
+    var set = function (k, v) { var el = document.querySelector('[data-total="' + k + '"]'); if (el) el.textContent = v; };
+    set("accounts", String(cards.length));
+    set("connected", String(connected));
+    set("cash", AM.inr(cash));
+    set("used_margin", AM.inr(used));
+    set("m2m", AM.inr(m2m));
+    var m = document.querySelector('[data-total="m2m"]');
+    if (m) { m.classList.toggle("neg", m2m < 0); m.classList.toggle("pos", m2m > 0); }
+  }
+
+  function apply(d) {
+    var card = grid.querySelector('[data-account="' + d.id + '"]');
+    if (!card) { window.location.reload(); return; }  // a new account: render it server-side
+    card.dataset.cash = d.cash || "";
+    card.dataset.used = d.used_margin || "";
+    card.dataset.m2m = d.m2m || "";
+    card.dataset.status = d.status;
+    var badge = card.querySelector('[data-field="status"]');
+    if (badge) { badge.className = "badge badge-" + d.status; badge.textContent = d.status_label; }
+    setField(card, "broker", d.broker || "broker unknown");
+    setField(card, "cash", AM.inr(d.cash));
+    setField(card, "used_margin", AM.inr(d.used_margin));
+    setField(card, "m2m", AM.inr(d.m2m));
+    setField(card, "latency", d.latency_ms === null ? "no latency yet" : d.latency_ms + " ms");
+    var t = card.querySelector('[data-field="checked"]');
+    if (t) { t.setAttribute("datetime", d.last_checked_at || ""); t.textContent = AM.istTime(d.last_checked_at); }
+    setField(card, "error", d.last_error || "");
+    card.classList.add("ring-2", "ring-brand-500/40");
+    setTimeout(function () { card.classList.remove("ring-2", "ring-brand-500/40"); }, 600);
+    recomputeTotals();
+  }
+
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(proto + location.host + grid.dataset.ws);
+    ws.onopen = function () { retry = 1000; if (statusLine) statusLine.textContent = "Live updates: on"; };
+    ws.onmessage = function (ev) {
+      var msg = JSON.parse(ev.data);
+      if (msg.type === "account.updated") apply(msg.data);
+    };
+    ws.onclose = function () {
+      if (statusLine) statusLine.textContent = "Live updates: reconnecting…";
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  recomputeTotals();
+  connect();
+})();
