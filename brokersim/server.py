@@ -140,6 +140,8 @@ class Instance:
     ws_down: bool = False
     ws_site: web.TCPSite | None = None
     ws_runner: web.AppRunner | None = None
+    rest_runner: web.AppRunner | None = None
+    stopped: bool = False
     feed: Feed = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -263,7 +265,6 @@ class Simulator:
                 Instance(self, i, f"paper-{i:02d}", BROKERS[(i - 1) % len(BROKERS)], key, prof, self.new_account(i))
             )
         self.ticks_delivered = 0
-        self._runners: list[web.AppRunner] = []
 
     def new_account(self, i: int) -> Account:
         capital = CAPITALS[(i - 1) % len(CAPITALS)]
@@ -329,13 +330,31 @@ class Simulator:
         for inst in self.instances:
             rest_port = 0 if base_port == 0 else base_port + inst.index
             ws_port = 0 if base_port == 0 else base_port + 3000 + inst.index
-            runner = web.AppRunner(make_rest_app(inst), access_log=None, handle_signals=False)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", rest_port, reuse_address=True)
-            await site.start()
-            inst.rest_port = site._server.sockets[0].getsockname()[1]
-            self._runners.append(runner)
+            await self.start_rest(inst, rest_port)
             await self.start_ws(inst, ws_port)
+
+    async def start_rest(self, inst: Instance, port: int) -> None:
+        runner = web.AppRunner(make_rest_app(inst), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+        await site.start()
+        inst.rest_port = site._server.sockets[0].getsockname()[1]
+        inst.rest_runner = runner
+        inst.stopped = False
+
+    async def stop_instance(self, inst: Instance) -> None:
+        """Stop serving one instance entirely: REST and WebSocket connections are refused."""
+        await self.stop_ws(inst)
+        if inst.rest_runner is not None:
+            await inst.rest_runner.cleanup()
+            inst.rest_runner = None
+        inst.stopped = True
+
+    async def start_instance(self, inst: Instance) -> None:
+        if inst.stopped:
+            await self.start_rest(inst, inst.rest_port)
+        if inst.ws_down:
+            await self.start_ws(inst, inst.ws_port)
 
     async def start_ws(self, inst: Instance, port: int) -> None:
         app = web.Application()
@@ -361,8 +380,9 @@ class Simulator:
             await inst.feed.close_all()
             if inst.ws_runner is not None:
                 await inst.ws_runner.cleanup()
-        for r in self._runners:
-            await r.cleanup()
+        for inst in self.instances:
+            if inst.rest_runner is not None:
+                await inst.rest_runner.cleanup()
         if self.record_file:
             self.record_file.close()
 
@@ -1200,6 +1220,22 @@ def add_control_routes(app: web.Application, inst: Instance) -> None:
             },
         )
 
+    async def instance_ctl(request: web.Request) -> web.Response:
+        d = await body(request)
+        target = next((i for i in sim.instances if i.name == d.get("name")), None)
+        if target is None:
+            return bad(f"unknown instance {d.get('name')}; names are {[i.name for i in sim.instances]}")
+        if d.get("action") == "stop":
+            if target is inst:
+                return bad("an instance cannot stop itself: send this to another instance's port")
+            await sim.stop_instance(target)
+        elif d.get("action") == "start":
+            await sim.start_instance(target)
+        else:
+            return bad("action must be stop or start")
+        return _resp(200, {"status": "success", "name": target.name, "stopped": target.stopped})
+
+    app.router.add_post("/_sim/instance", instance_ctl)
     app.router.add_post("/_sim/price", price)
     app.router.add_post("/_sim/market", market_ctl)
     app.router.add_post("/_sim/fault", fault_add)

@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from .conftest import ROOT, start_brokersim, stop
+from brokersim.testing import ROOT, start_brokersim, stop
 
 START = "2026-11-20T10:30:00+05:30"
 

@@ -205,3 +205,13 @@ def test_reset_clears_the_book(broker, order):
     post(broker, order)
     broker.sim("POST", "reset")
     assert broker.ledger() == [] and broker.ok("positionbook")["data"] == []
+
+
+def test_an_instance_can_be_stopped_and_started_from_another(brokers):
+    a, b = brokers[0], brokers[1]
+    assert a.sim("POST", "instance", {"name": b.info["name"], "action": "stop"})["stopped"] is True
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(f"{b.host}/api/v1/ping", json={"apikey": b.api_key}, timeout=2)
+    assert a.http.post("/_sim/instance", json={"name": a.info["name"], "action": "stop"}).status_code == 400
+    a.sim("POST", "instance", {"name": b.info["name"], "action": "start"})
+    assert b.ok("ping")["data"]["message"] == "pong"

@@ -1,0 +1,134 @@
+"""The OpenAlgo client against brokersim (no mocks): outcome classes of invariant I2."""
+
+from __future__ import annotations
+
+import socket
+from decimal import Decimal
+
+import pytest
+
+from accounts.openalgo import Funds, OpenAlgoClient, Outcome, Reason, error_message, to_decimal
+
+
+@pytest.fixture
+def sim(paper_clean):
+    return paper_clean[0]
+
+
+@pytest.fixture
+def client(sim):
+    c = OpenAlgoClient(sim.host, sim.api_key, timeout=2.0)
+    yield c
+    c.close()
+
+
+def order(client, **kw):
+    args = {"strategy": "t", "symbol": "SBIN", "exchange": "NSE", "action": "BUY", "quantity": 1, "product": "MIS"}
+    args.update(kw)
+    return client.placeorder(**args)
+
+
+def test_accepted(client, sim):
+    r = order(client)
+    assert (r.outcome, r.reason, r.status_code) == (Outcome.ACCEPTED, Reason.OK, 200)
+    assert r.body["orderid"] == sim.ledger()[0]["orderid"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason", "message"),
+    [
+        ({"quantity": 0}, Reason.VALIDATION, "{'quantity': ['Quantity must be a positive number.']}"),
+        ({"symbol": "NOPE"}, Reason.VALIDATION, "Symbol 'NOPE' not found for exchange 'NSE'"),
+        ({"product": "NRML"}, Reason.VALIDATION, "NRML product is not allowed"),
+    ],
+)
+def test_definitive_rejections(client, sim, kw, reason, message):
+    r = order(client, **kw)
+    assert (r.outcome, r.reason) == (Outcome.REJECTED, reason)
+    assert r.message.startswith(message)
+    assert sim.ledger() == []
+
+
+def test_read_endpoint_error_object_is_flattened(sim):
+    c = OpenAlgoClient(sim.host, sim.api_key)
+    r = c.call("quotes", symbol="SBIN")  # exchange missing: the JSON-object error shape
+    assert (r.outcome, r.reason) == (Outcome.REJECTED, Reason.VALIDATION)
+    assert r.message == "exchange: Missing data for required field."
+    c.close()
+
+
+def test_invalid_key_versus_expired_session(sim):
+    wrong = OpenAlgoClient(sim.host, "f" * 64)
+    assert wrong.ping().reason is Reason.AUTH
+    assert wrong.key_is_valid() is False
+    right = OpenAlgoClient(sim.host, sim.api_key)
+    sim.sim("POST", "session", {"expired": True})
+    assert right.ping().reason is Reason.AUTH
+    assert right.key_is_valid() is True  # ping 403 + search 200: the broker session expired
+    wrong.close()
+    right.close()
+
+
+def test_429_backs_off_and_retries(client, sim):
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 429, "count": 2})
+    r = order(client)
+    assert r.ok
+    assert len(sim.ledger()) == 1
+    assert sim.sim("GET", "status")["requests"]["placeorder"] == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "executed"),
+    [
+        ({"kind": "status", "value": 500}, Reason.SERVER_ERROR, 0),
+        ({"kind": "status", "value": 502}, Reason.SERVER_ERROR, 0),
+        ({"kind": "drop_after_execute"}, Reason.BROKEN_CONNECTION, 1),
+        ({"kind": "reset"}, Reason.BROKEN_CONNECTION, 0),
+        ({"kind": "malformed"}, Reason.BAD_RESPONSE, 1),
+        ({"kind": "hang", "value": 4}, Reason.TIMEOUT, 0),
+    ],
+)
+def test_unknown_outcomes(client, sim, fault, reason, executed):
+    """After an UNKNOWN, only the broker's books tell what happened: here, the ledger."""
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "count": 1, **fault})
+    r = order(client)
+    assert (r.outcome, r.reason) == (Outcome.UNKNOWN, reason)
+    assert len(sim.ledger()) == executed
+
+
+def test_connection_refused_is_a_definitive_reject():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = OpenAlgoClient(f"http://127.0.0.1:{port}", "k" * 64, timeout=1)
+    r = c.ping()
+    assert (r.outcome, r.reason) == (Outcome.REJECTED, Reason.UNREACHABLE)
+    c.close()
+
+
+def test_funds_parse_both_profiles(paper_clean):
+    sandbox, live = paper_clean[0], paper_clean[1]
+    parsed = []
+    for sim in (sandbox, live):
+        c = OpenAlgoClient(sim.host, sim.api_key)
+        raw = c.funds().data
+        parsed.append(Funds.parse(raw))
+        c.close()
+    assert isinstance(sandbox.ok("funds")["data"]["availablecash"], float)
+    assert isinstance(live.ok("funds")["data"]["availablecash"], str)
+    assert all(isinstance(f.available_cash, Decimal) and f.available_cash > 0 for f in parsed)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("320.66", Decimal("320.66")), (320.66, Decimal("320.66")), ("", Decimal("0")), (None, Decimal("0")),
+     ("abc", Decimal("0")), (float("nan"), Decimal("0"))],
+)
+def test_to_decimal(raw, expected):
+    assert to_decimal(raw) == expected
+
+
+def test_error_message_shapes():
+    assert error_message({"status": "error", "message": "{'a': ['x']}"}) == "{'a': ['x']}"
+    assert error_message({"status": "error", "message": {"a": ["x", "y"], "b": "z"}}) == "a: x, y; b: z"
+    assert repr(OpenAlgoClient("http://h", "secret-key-1234")) == "OpenAlgoClient(http://h)"
