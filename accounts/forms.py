@@ -30,7 +30,9 @@ class AccountForm(forms.ModelForm):
         self.fields["broker"].required = False
         if editing:
             self.fields["api_key"].required = False
-            self.fields["api_key"].help_text = "Leave blank to keep the stored key."
+            self.fields["api_key"].help_text = (
+                f"The stored key ends in {self.instance.masked_key}. Leave blank to keep it."
+            )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

@@ -227,6 +227,10 @@ def _move_data_role(*, owner, reason: str, to: TradingAccount | None = None, use
     if to is None:
         healthy = [a for a in accounts if a.is_active and a.is_healthy and a != current]
         to = min(healthy, key=lambda a: (a.latency_ms if a.latency_ms is not None else 10**9, a.pk), default=None)
+    if to is None and current is None:
+        # Nobody holds the role (its holder was deleted): the primary gets it even before its
+        # first check, so the feed has an account to try.
+        to = next((a for a in accounts if a.is_primary and a.is_active), None)
     if to is None or to == current:
         if current is not None and not user_action:
             log.warning("market-data role stays on %s: no healthy backup (%s)", current.pk, reason)

@@ -20,7 +20,7 @@ app.conf.beat_schedule = {
     # Every 30 s; the task itself stretches to every 5 min outside market hours.
     "accounts-health": {
         "task": "accounts.tasks.accounts_check_due",
-        "schedule": 30.0,
+        "schedule": float(os.environ.get("HEALTH_BEAT_SECONDS", "30")),
         "options": {"expires": 25},
     },
 }

@@ -1,0 +1,162 @@
+"""Account health: ping + funds, three strikes → down, market-data failover, the beat cadence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import time_machine
+from django.db import connection
+
+from accounts import services
+from accounts.models import AuditEvent, TradingAccount
+from brokersim.testing import ROOT
+
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+def add(owner, sim, **kw) -> TradingAccount:
+    return services.account_create(owner=owner, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url,
+                                   api_key=sim.api_key, **kw)
+
+
+def stop_instance(paper, target):
+    other = next(b for b in paper if b is not target)
+    other.sim("POST", "instance", {"name": target.info["name"], "action": "stop"})
+
+
+def start_instance(paper, target):
+    other = next(b for b in paper if b is not target)
+    other.sim("POST", "instance", {"name": target.info["name"], "action": "start"})
+
+
+@pytest.mark.django_db
+def test_check_records_status_latency_broker_and_funds(alice, paper_clean):
+    sim = paper_clean[1]  # live profile: funds arrive as strings
+    a = services.account_check(account_id=add(alice, sim).pk)
+    assert a.status == "connected" and a.latency_ms is not None and a.broker == sim.info["broker"]
+    cash = float(sim.ok("funds")["data"]["availablecash"])
+    assert float(a.funds["available_cash"]) == cash
+    assert AuditEvent.objects.filter(action="connection_changed", account=a, message__contains="connected").exists()
+
+
+@pytest.mark.django_db
+def test_three_failures_in_a_row_mark_an_account_down(alice, paper_clean):
+    sim = paper_clean[2]
+    a = add(alice, sim)
+    services.account_check(account_id=a.pk)
+    stop_instance(paper_clean, sim)
+    try:
+        statuses = [services.account_check(account_id=a.pk).status for _ in range(3)]
+    finally:
+        start_instance(paper_clean, sim)
+    assert statuses == ["degraded", "degraded", "down"]
+    assert services.account_check(account_id=a.pk).status == "connected"  # recovers on the next good check
+    moves = list(AuditEvent.objects.filter(action="connection_changed", account=a).values_list("details", flat=True))
+    assert [(m["from"], m["to"]) for m in reversed(moves)] == [
+        ("unknown", "connected"), ("connected", "degraded"), ("degraded", "down"), ("down", "connected")]
+
+
+@pytest.mark.django_db
+def test_expired_session_is_reported_as_such(alice, paper_clean):
+    sim = paper_clean[0]
+    a = add(alice, sim)
+    sim.sim("POST", "session", {"expired": True})
+    assert services.account_check(account_id=a.pk).status == "session_expired"
+
+
+@pytest.mark.django_db
+def test_primary_down_moves_market_data_to_the_healthiest_backup_and_back_on_request(client, alice, paper_clean):
+    primary_sim = paper_clean[0]
+    a = add(alice, primary_sim)
+    b = add(alice, paper_clean[1])
+    c = add(alice, paper_clean[2])
+    for acc in (a, b, c):
+        services.account_check(account_id=acc.pk)
+    TradingAccount.objects.filter(pk=b.pk).update(latency_ms=50)
+    TradingAccount.objects.filter(pk=c.pk).update(latency_ms=5)  # c is the healthiest backup
+    stop_instance(paper_clean, primary_sim)
+    try:
+        for _ in range(3):
+            services.account_check(account_id=a.pk)
+    finally:
+        start_instance(paper_clean, primary_sim)
+    roles = dict(TradingAccount.objects.values_list("name", "holds_data_role"))
+    assert roles == {a.name: False, b.name: False, c.name: True}
+    move = AuditEvent.objects.get(action="data_role_moved")
+    assert move.details == {"from": a.name, "to": c.name, "reason": f"{a.name} is down", "automatic": True}
+    services.account_check(account_id=a.pk)  # primary healthy again: the role stays until the user says so
+    assert TradingAccount.objects.get(pk=c.pk).holds_data_role
+    client.force_login(alice)
+    client.post(f"/accounts/{a.pk}/data-role/")
+    assert TradingAccount.objects.get(pk=a.pk).holds_data_role
+    assert AuditEvent.objects.filter(action="data_role_moved", details__automatic=False).count() == 1
+
+
+@pytest.mark.django_db
+def test_checks_are_due_every_30s_in_market_hours_and_every_5min_outside(alice, paper_clean, settings):
+    a = add(alice, paper_clean[0])
+    settings.MARKET_CALENDAR = "nse"
+    from marketdata.hours import is_market_hours
+
+    with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=IST), tick=False):
+        services.account_check(account_id=a.pk)
+    cases = [
+        (dt.datetime(2026, 11, 20, 10, 0, 20, tzinfo=IST), []),  # 20 s later, open: not yet
+        (dt.datetime(2026, 11, 20, 10, 0, 30, tzinfo=IST), [a.pk]),  # 30 s later, open: due
+    ]
+    for now, due in cases:
+        assert services.accounts_due_for_check(now=now, market_open=is_market_hours(now, "nse")) == due
+    with time_machine.travel(dt.datetime(2026, 11, 20, 20, 0, tzinfo=IST), tick=False):
+        services.account_check(account_id=a.pk)
+    evening = dt.datetime(2026, 11, 20, 20, 2, tzinfo=IST)
+    assert not is_market_hours(evening, "nse")
+    assert services.accounts_due_for_check(now=evening, market_open=False) == []
+    later = dt.datetime(2026, 11, 20, 20, 5, tzinfo=IST)
+    assert services.accounts_due_for_check(now=later, market_open=False) == [a.pk]
+    # Three strikes at a 30 s cadence: an account that dies is marked down within 90 s.
+    assert settings.HEALTH_INTERVAL_OPEN * settings.HEALTH_FAILURES_FOR_DOWN <= 90
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, _celery_test_queue):
+    """Celery beat + worker processes, default 30 s cadence: the account shows down within 90 s."""
+    a = add(alice, paper_clean[0])
+    b = add(alice, paper_clean[1])
+    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_QUEUE=_celery_test_queue,
+               MARKET_CALENDAR="always_open")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "algomirror", "worker", "-B", "--loglevel=WARNING",
+         "--concurrency=2", "-Q", _celery_test_queue, "--hostname", f"health-{os.getpid()}@%h",
+         "--schedule", str(ROOT / "var" / "test-instance" / "beat-schedule")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and TradingAccount.objects.get(pk=a.pk).status != "connected":
+            time.sleep(0.5)
+        assert TradingAccount.objects.get(pk=a.pk).status == "connected"
+        stop_instance(paper_clean, paper_clean[0])
+        stopped_at = time.monotonic()
+        while time.monotonic() - stopped_at < 95 and TradingAccount.objects.get(pk=a.pk).status != "down":
+            time.sleep(1)
+        took = time.monotonic() - stopped_at
+        assert TradingAccount.objects.get(pk=a.pk).status == "down", worker.stderr
+        assert took <= 90, took
+        assert TradingAccount.objects.get(pk=b.pk).holds_data_role  # failover happened in the worker
+        assert AuditEvent.objects.filter(action="data_role_moved", details__automatic=True).exists()
+    finally:
+        start_instance(paper_clean, paper_clean[0])
+        os.killpg(worker.pid, 15)
+        worker.wait(30)
