@@ -61,8 +61,16 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+PG_URL ?= postgres://postgres@127.0.0.1:5432/algomirror
+SQLITE_URL ?= sqlite:///$(CURDIR)/var/test-instance/algomirror.sqlite3
+
+# brokersim's suite once (Django-free); the Django suite on PostgreSQL, then on SQLite
+# (the whole-stack tests run once: `make run` always uses the embedded SQLite).
 test: $(STAMP) services browser lint
-	$(PY) -m pytest
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest brokersim
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest accounts algomirror
+	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest accounts algomirror -m "not stack"
 
 bench: $(STAMP)
 	$(PY) bench/brokersim_bench.py

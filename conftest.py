@@ -10,7 +10,7 @@ from brokersim.testing import Broker, start_brokersim, stop
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _celery_test_queue():
+def celery_test_queue():
     """Tasks sent by services during tests go to a queue of this run's own; nothing consumes it
     unless a test starts a real worker on it. Purged at the end."""
     try:

@@ -27,6 +27,10 @@ class FirstUserAdapter(DefaultAccountAdapter):
                 FirstAdminClaim.objects.create(user=user)
         except IntegrityError:
             raise ImmediateHttpResponse(render(request, "account/signup_closed.html", status=403)) from None
-        audit_record(action=AuditEvent.Action.ADMIN_CREATED, user=user, request=request,
-                     message=f"{user.get_username()} registered as the first admin")
+        audit_record(
+            action=AuditEvent.Action.ADMIN_CREATED,
+            user=user,
+            request=request,
+            message=f"{user.get_username()} registered as the first admin",
+        )
         return user

@@ -5,14 +5,35 @@ from .models import AuditEvent, FirstAdminClaim, TradingAccount
 
 @admin.register(TradingAccount)
 class TradingAccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "broker", "status", "trading_state", "is_primary", "holds_data_role",
-                    "is_active", "latency_ms", "last_checked_at"]
+    list_display = [
+        "name",
+        "owner",
+        "broker",
+        "status",
+        "trading_state",
+        "is_primary",
+        "holds_data_role",
+        "is_active",
+        "latency_ms",
+        "last_checked_at",
+    ]
     list_filter = ["status", "trading_state", "is_active", "broker"]
     search_fields = ["name", "broker", "host_url"]
     # The ciphertext is never shown or edited here; keys are changed on the account's edit page.
     exclude = ["api_key_encrypted"]
-    readonly_fields = ["api_key_last4", "status", "consecutive_failures", "last_checked_at", "last_ok_at",
-                       "latency_ms", "last_error", "funds", "funds_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "api_key_last4",
+        "status",
+        "consecutive_failures",
+        "last_checked_at",
+        "last_ok_at",
+        "latency_ms",
+        "last_error",
+        "funds",
+        "funds_at",
+        "created_at",
+        "updated_at",
+    ]
 
 
 @admin.register(AuditEvent)

@@ -4,35 +4,71 @@ from django import forms
 
 from .models import TradingAccount
 
-BROKERS = ["zerodha", "dhan", "angel", "fyers", "upstox", "kotak", "flattrade", "shoonya", "aliceblue", "fivepaisa",
-           "groww", "firstock", "zebu", "iifl", "motilal", "definedge", "paytm", "pocketful", "tradejini",
-           "indmoney", "compositedge", "wisdom", "ibulls", "fivepaisaxts"]
+BROKERS = [
+    "zerodha",
+    "dhan",
+    "angel",
+    "fyers",
+    "upstox",
+    "kotak",
+    "flattrade",
+    "shoonya",
+    "aliceblue",
+    "fivepaisa",
+    "groww",
+    "firstock",
+    "zebu",
+    "iifl",
+    "motilal",
+    "definedge",
+    "paytm",
+    "pocketful",
+    "tradejini",
+    "indmoney",
+    "compositedge",
+    "wisdom",
+    "ibulls",
+    "fivepaisaxts",
+]
 
 
 class AccountForm(forms.ModelForm):
     api_key = forms.CharField(
-        label="OpenAlgo API key", widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        required=True, min_length=16, max_length=256,
+        label="OpenAlgo API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        required=True,
+        min_length=16,
+        max_length=256,
         help_text="From OpenAlgo → API Key. Stored encrypted; only its last 4 characters are ever shown.",
     )
 
     class Meta:
         model = TradingAccount
-        fields = ["name", "broker", "host_url", "ws_url", "is_primary", "is_active"]
-        labels = {"host_url": "OpenAlgo URL", "ws_url": "WebSocket URL", "is_primary": "Primary (market data)"}
-        help_texts = {"host_url": "e.g. http://127.0.0.1:5000", "ws_url": "e.g. ws://127.0.0.1:8765",
-                      "broker": "Filled from OpenAlgo's ping when the connection works."}
+        fields = ["name", "host_url", "ws_url", "broker", "is_primary", "is_active"]
+        labels = {
+            "host_url": "OpenAlgo URL",
+            "ws_url": "WebSocket URL",
+            "is_primary": "Primary (market data)",
+            "is_active": "Active (checked and traded)",
+        }
+        help_texts = {
+            "host_url": "e.g. http://127.0.0.1:5000",
+            "ws_url": "e.g. ws://127.0.0.1:8765",
+            "broker": "Filled from OpenAlgo's ping when the connection works.",
+        }
         widgets = {"broker": forms.TextInput(attrs={"list": "broker-list"})}
 
     def __init__(self, *args, owner=None, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
         self.fields["broker"].required = False
+        # The key belongs with the server it opens, before the optional fields.
+        self.order_fields(["name", "host_url", "ws_url", "api_key", "broker", "is_primary", "is_active"])
         if editing:
             self.fields["api_key"].required = False
-            self.fields["api_key"].help_text = (
-                f"The stored key ends in {self.instance.masked_key}. Leave blank to keep it."
-            )
+            self.fields[
+                "api_key"
+            ].help_text = f"The stored key ends in {self.instance.masked_key}. Leave blank to keep it."
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

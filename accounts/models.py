@@ -63,8 +63,9 @@ class TradingAccount(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["owner", "name"], name="account_name_unique_per_user"),
             models.UniqueConstraint(fields=["owner"], condition=Q(is_primary=True), name="one_primary_per_user"),
-            models.UniqueConstraint(fields=["owner"], condition=Q(holds_data_role=True),
-                                    name="one_data_source_per_user"),
+            models.UniqueConstraint(
+                fields=["owner"], condition=Q(holds_data_role=True), name="one_data_source_per_user"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -104,24 +104,35 @@ class Funds:
 
     @classmethod
     def parse(cls, data: dict) -> Funds:
-        return cls(*(to_decimal(data.get(k)) for k in ("availablecash", "collateral", "m2mrealized",
-                                                       "m2munrealized", "utiliseddebits")))
+        return cls(
+            *(
+                to_decimal(data.get(k))
+                for k in ("availablecash", "collateral", "m2mrealized", "m2munrealized", "utiliseddebits")
+            )
+        )
 
     def as_json(self) -> dict[str, str]:
-        return {"available_cash": str(self.available_cash), "collateral": str(self.collateral),
-                "m2m_realized": str(self.m2m_realized), "m2m_unrealized": str(self.m2m_unrealized),
-                "utilised": str(self.utilised)}
+        return {
+            "available_cash": str(self.available_cash),
+            "collateral": str(self.collateral),
+            "m2m_realized": str(self.m2m_realized),
+            "m2m_unrealized": str(self.m2m_unrealized),
+            "utilised": str(self.utilised),
+        }
 
 
 class OpenAlgoClient:
     """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is)."""
 
-    def __init__(self, host: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, host: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.host = host.rstrip("/")
         self._api_key = api_key
         self._http = httpx.Client(
-            base_url=f"{self.host}/api/v1/", timeout=timeout, transport=transport,
+            base_url=f"{self.host}/api/v1/",
+            timeout=timeout,
+            transport=transport,
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
             headers={"content-type": "application/json"},
         )
@@ -166,11 +177,11 @@ class OpenAlgoClient:
             return Result(Outcome.UNKNOWN, reason, code, message=msg, latency_ms=latency)
         if code == 200 and parsed.get("status") == "success":
             if parsed.get("mode") == "semi_auto" and "orderid" not in parsed:
-                return Result(Outcome.ACCEPTED, Reason.PENDING_APPROVAL, code, parsed, "queued for approval",
-                              latency)
+                return Result(Outcome.ACCEPTED, Reason.PENDING_APPROVAL, code, parsed, "queued for approval", latency)
             return Result(Outcome.ACCEPTED, Reason.OK, code, parsed, latency_ms=latency)
         reason = {400: Reason.VALIDATION, 401: Reason.AUTH, 403: Reason.AUTH, 404: Reason.NOT_FOUND}.get(
-            code, Reason.VALIDATION if code < 500 else Reason.SERVER_ERROR)
+            code, Reason.VALIDATION if code < 500 else Reason.SERVER_ERROR
+        )
         return Result(Outcome.REJECTED, reason, code, parsed, error_message(parsed), latency)
 
     # ------------------------------------------------------------------ account
@@ -198,12 +209,31 @@ class OpenAlgoClient:
         return self.call("holdings")
 
     # ------------------------------------------------------------------ orders
-    def placeorder(self, *, strategy: str, symbol: str, exchange: str, action: str, quantity: int,
-                   pricetype: str = "MARKET", product: str = "MIS", price: Decimal | float = 0,
-                   trigger_price: Decimal | float = 0) -> Result:
-        return self.call("placeorder", strategy=strategy, symbol=symbol, exchange=exchange, action=action,
-                         quantity=str(quantity), pricetype=pricetype, product=product, price=str(price),
-                         trigger_price=str(trigger_price))
+    def placeorder(
+        self,
+        *,
+        strategy: str,
+        symbol: str,
+        exchange: str,
+        action: str,
+        quantity: int,
+        pricetype: str = "MARKET",
+        product: str = "MIS",
+        price: Decimal | float = 0,
+        trigger_price: Decimal | float = 0,
+    ) -> Result:
+        return self.call(
+            "placeorder",
+            strategy=strategy,
+            symbol=symbol,
+            exchange=exchange,
+            action=action,
+            quantity=str(quantity),
+            pricetype=pricetype,
+            product=product,
+            price=str(price),
+            trigger_price=str(trigger_price),
+        )
 
     def orderstatus(self, *, orderid: str, strategy: str) -> Result:
         return self.call("orderstatus", orderid=orderid, strategy=strategy)

@@ -50,8 +50,14 @@ def dashboard_totals(accounts) -> dict:
         used += Decimal(f.get("utilised", "0"))
         m2m += Decimal(f.get("m2m_realized", "0")) + Decimal(f.get("m2m_unrealized", "0"))
     accounts = list(accounts)
-    return {"accounts": len(accounts), "active": sum(a.is_active for a in accounts),
-            "connected": sum(a.is_healthy for a in accounts), "cash": cash, "used_margin": used, "m2m": m2m}
+    return {
+        "accounts": len(accounts),
+        "active": sum(a.is_active for a in accounts),
+        "connected": sum(a.is_healthy for a in accounts),
+        "cash": cash,
+        "used_margin": used,
+        "m2m": m2m,
+    }
 
 
 def audit_list(*, user) -> QuerySet[AuditEvent]:

@@ -19,16 +19,28 @@ Status = TradingAccount.Status
 
 
 # ---------------------------------------------------------------- audit
-def audit_record(*, action: str, user=None, account: TradingAccount | None = None, message: str = "",
-                 details: dict | None = None, request=None) -> AuditEvent:
+def audit_record(
+    *,
+    action: str,
+    user=None,
+    account: TradingAccount | None = None,
+    message: str = "",
+    details: dict | None = None,
+    request=None,
+) -> AuditEvent:
     ip = ua = None
     if request is not None:
         ip = request.META.get("REMOTE_ADDR")
         ua = request.META.get("HTTP_USER_AGENT", "")[:300]
     return AuditEvent.objects.create(
-        action=action, user=user if user is not None and user.is_authenticated else None, account=account,
-        account_name=account.name if account else "", message=message[:300], details=details or {},
-        ip_address=ip, user_agent=ua or "",
+        action=action,
+        user=user if user is not None and user.is_authenticated else None,
+        account=account,
+        account_name=account.name if account else "",
+        message=message[:300],
+        details=details or {},
+        ip_address=ip,
+        user_agent=ua or "",
     )
 
 
@@ -47,13 +59,17 @@ def connection_test(*, host_url: str, api_key: str) -> PingResult:
     client = client_for(host_url, api_key, settings.OPENALGO_TIMEOUT)
     res = client.ping()
     if res.ok:
-        return PingResult(True, str((res.data or {}).get("broker", "")), round(res.latency_ms), Status.CONNECTED,
-                          "Connected")
+        return PingResult(
+            True, str((res.data or {}).get("broker", "")), round(res.latency_ms), Status.CONNECTED, "Connected"
+        )
     if res.reason is Reason.AUTH:
         if client.key_is_valid():
-            return PingResult(False, status=Status.SESSION_EXPIRED,
-                              message="The key is valid but the broker session has expired: log in to the "
-                                      "broker in OpenAlgo, then test again.")
+            return PingResult(
+                False,
+                status=Status.SESSION_EXPIRED,
+                message="The key is valid but the broker session has expired: log in to the "
+                "broker in OpenAlgo, then test again.",
+            )
         return PingResult(False, status=Status.INVALID_KEY, message="OpenAlgo rejected this API key.")
     if res.reason is Reason.UNREACHABLE:
         return PingResult(False, status=Status.DOWN, message=f"Cannot reach {host_url}: is OpenAlgo running?")
@@ -61,19 +77,41 @@ def connection_test(*, host_url: str, api_key: str) -> PingResult:
 
 
 # ---------------------------------------------------------------- create / update / delete
-def account_create(*, owner, name: str, host_url: str, ws_url: str, api_key: str, broker: str = "",
-                   is_primary: bool = False, is_active: bool = True, request=None) -> TradingAccount:
+def account_create(
+    *,
+    owner,
+    name: str,
+    host_url: str,
+    ws_url: str,
+    api_key: str,
+    broker: str = "",
+    is_primary: bool = False,
+    is_active: bool = True,
+    request=None,
+) -> TradingAccount:
     with transaction.atomic():
         first = not TradingAccount.objects.filter(owner=owner).exists()
         if is_primary or first:
             TradingAccount.objects.filter(owner=owner, is_primary=True).update(is_primary=False)
         account = TradingAccount.objects.create(
-            owner=owner, name=name, host_url=host_url.rstrip("/"), ws_url=ws_url, broker=broker,
-            api_key_encrypted=crypto.encrypt(api_key), api_key_last4=api_key[-4:], is_primary=is_primary or first,
-            holds_data_role=first, is_active=is_active,
+            owner=owner,
+            name=name,
+            host_url=host_url.rstrip("/"),
+            ws_url=ws_url,
+            broker=broker,
+            api_key_encrypted=crypto.encrypt(api_key),
+            api_key_last4=api_key[-4:],
+            is_primary=is_primary or first,
+            holds_data_role=first,
+            is_active=is_active,
         )
-        audit_record(action=AuditEvent.Action.ACCOUNT_ADDED, user=owner, account=account, request=request,
-                     message=f"{name} ({broker or 'broker unknown'}) at {account.host_url}")
+        audit_record(
+            action=AuditEvent.Action.ACCOUNT_ADDED,
+            user=owner,
+            account=account,
+            request=request,
+            message=f"{name} ({broker or 'broker unknown'}) at {account.host_url}",
+        )
         from .tasks import account_check_task
 
         transaction.on_commit(lambda: account_check_task.delay(account.pk))
@@ -98,9 +136,14 @@ def account_update(*, account: TradingAccount, request=None, api_key: str = "", 
                 account.trading_state = TradingAccount.TradingState.ACTIVE
                 account.halt_reason = ""
         account.save()
-        audit_record(action=AuditEvent.Action.ACCOUNT_CHANGED, user=account.owner, account=account,
-                     request=request, message=f"changed: {', '.join(sorted(changed)) or 'nothing'}",
-                     details={"fields": sorted(changed)})
+        audit_record(
+            action=AuditEvent.Action.ACCOUNT_CHANGED,
+            user=account.owner,
+            account=account,
+            request=request,
+            message=f"changed: {', '.join(sorted(changed)) or 'nothing'}",
+            details={"fields": sorted(changed)},
+        )
         events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
         from .tasks import account_check_task
 
@@ -113,8 +156,14 @@ def account_delete(*, account: TradingAccount, request=None) -> None:
         owner = account.owner
         had_data_role = account.holds_data_role
         was_primary = account.is_primary
-        audit_record(action=AuditEvent.Action.ACCOUNT_DELETED, user=owner, account=None, request=request,
-                     message=f"{account.name} ({account.broker})", details={"account_id": account.pk})
+        audit_record(
+            action=AuditEvent.Action.ACCOUNT_DELETED,
+            user=owner,
+            account=None,
+            request=request,
+            message=f"{account.name} ({account.broker})",
+            details={"account_id": account.pk},
+        )
         AuditEvent.objects.filter(account=account).update(account_name=account.name)
         account.delete()
         rest = TradingAccount.objects.filter(owner=owner, is_active=True).order_by("created_at")
@@ -141,8 +190,17 @@ def paper_accounts_add(*, owner, request=None) -> list[TradingAccount]:
         n = 2
         while TradingAccount.objects.filter(owner=owner, name=name).exists():
             name, n = f"{e['name']}-{n}", n + 1
-        added.append(account_create(owner=owner, name=name, host_url=e["host"], ws_url=e["ws_url"],
-                                    api_key=e["api_key"], broker=e["broker"], request=request))
+        added.append(
+            account_create(
+                owner=owner,
+                name=name,
+                host_url=e["host"],
+                ws_url=e["ws_url"],
+                api_key=e["api_key"],
+                broker=e["broker"],
+                request=request,
+            )
+        )
     return added
 
 
@@ -166,8 +224,13 @@ def account_check(*, account_id: int) -> TradingAccount | None:
     res = client.ping()
     updates: dict = {"last_checked_at": now}
     if res.ok:
-        updates.update(status=Status.CONNECTED, consecutive_failures=0, last_ok_at=now,
-                       latency_ms=round(res.latency_ms), last_error="")
+        updates.update(
+            status=Status.CONNECTED,
+            consecutive_failures=0,
+            last_ok_at=now,
+            latency_ms=round(res.latency_ms),
+            last_error="",
+        )
         broker = str((res.data or {}).get("broker", ""))
         if broker and broker != account.broker:
             updates["broker"] = broker
@@ -189,14 +252,25 @@ def account_check(*, account_id: int) -> TradingAccount | None:
         TradingAccount.objects.filter(pk=account.pk).update(**updates)
         account.refresh_from_db()
         if account.status != before:
-            audit_record(action=AuditEvent.Action.CONNECTION_CHANGED, user=account.owner, account=account,
-                         message=f"{account.name}: {before} → {account.status}",
-                         details={"from": before, "to": account.status, "error": account.last_error,
-                                  "outcome": str(res.outcome if not res.ok else Outcome.ACCEPTED)})
+            audit_record(
+                action=AuditEvent.Action.CONNECTION_CHANGED,
+                user=account.owner,
+                account=account,
+                message=f"{account.name}: {before} → {account.status}",
+                details={
+                    "from": before,
+                    "to": account.status,
+                    "error": account.last_error,
+                    "outcome": str(res.outcome if not res.ok else Outcome.ACCEPTED),
+                },
+            )
         if account.holds_data_role and account.status not in (Status.CONNECTED, Status.DEGRADED):
             _move_data_role(owner=account.owner, reason=f"{account.name} is {account.get_status_display().lower()}")
-        elif account.is_primary and account.is_healthy and not TradingAccount.objects.filter(
-                owner=account.owner, holds_data_role=True).exists():
+        elif (
+            account.is_primary
+            and account.is_healthy
+            and not TradingAccount.objects.filter(owner=account.owner, holds_data_role=True).exists()
+        ):
             _move_data_role(owner=account.owner, to=account, reason="no account held the market-data role")
         events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
     return account
@@ -206,14 +280,21 @@ def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
     with transaction.atomic():
         first_time = account.status != Status.KEY_UNREADABLE
         TradingAccount.objects.filter(pk=account.pk).update(
-            status=Status.KEY_UNREADABLE, trading_state=TradingAccount.TradingState.HALTED,
-            halt_reason="API key cannot be decrypted: re-enter it", last_checked_at=timezone.now(),
-            last_error="stored API key cannot be decrypted")
+            status=Status.KEY_UNREADABLE,
+            trading_state=TradingAccount.TradingState.HALTED,
+            halt_reason="API key cannot be decrypted: re-enter it",
+            last_checked_at=timezone.now(),
+            last_error="stored API key cannot be decrypted",
+        )
         account.refresh_from_db()
         if first_time:
             log.error("account %s: stored API key cannot be decrypted; halted", account.pk)
-            audit_record(action=AuditEvent.Action.KEY_UNREADABLE, user=account.owner, account=account,
-                         message=f"{account.name}: API key unreadable, account halted")
+            audit_record(
+                action=AuditEvent.Action.KEY_UNREADABLE,
+                user=account.owner,
+                account=account,
+                message=f"{account.name}: API key unreadable, account halted",
+            )
         if account.holds_data_role:
             _move_data_role(owner=account.owner, reason=f"{account.name}'s key is unreadable")
         events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
@@ -237,10 +318,18 @@ def _move_data_role(*, owner, reason: str, to: TradingAccount | None = None, use
         return
     TradingAccount.objects.filter(owner=owner, holds_data_role=True).update(holds_data_role=False)
     TradingAccount.objects.filter(pk=to.pk).update(holds_data_role=True)
-    audit_record(action=AuditEvent.Action.DATA_ROLE_MOVED, user=owner, account=to,
-                 message=f"market data now from {to.name} ({reason})",
-                 details={"from": current.name if current else None, "to": to.name, "reason": reason,
-                          "automatic": not user_action})
+    audit_record(
+        action=AuditEvent.Action.DATA_ROLE_MOVED,
+        user=owner,
+        account=to,
+        message=f"market data now from {to.name} ({reason})",
+        details={
+            "from": current.name if current else None,
+            "to": to.name,
+            "reason": reason,
+            "automatic": not user_action,
+        },
+    )
     for a in TradingAccount.objects.filter(owner=owner):
         events.broadcast(events.dashboard_group(owner.pk), events.ACCOUNT_UPDATED, account_card(a))
 
@@ -261,4 +350,3 @@ def accounts_due_for_check(*, now, market_open: bool) -> list[int]:
         if last is None or (now - last).total_seconds() >= interval - 5:
             due.append(pk)
     return due
-

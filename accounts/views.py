@@ -25,19 +25,29 @@ def _own(request: HttpRequest, pk: int):
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     accounts = list(selectors.account_list_visible_to(user=request.user))
-    return render(request, "accounts/dashboard.html", {
-        "accounts": accounts, "cards": [selectors.account_card(a) for a in accounts],
-        "totals": selectors.dashboard_totals(accounts),
-        "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
-    })
+    return render(
+        request,
+        "accounts/dashboard.html",
+        {
+            "accounts": accounts,
+            "cards": [selectors.account_card(a) for a in accounts],
+            "totals": selectors.dashboard_totals(accounts),
+            "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
+        },
+    )
 
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = selectors.account_list_visible_to(user=request.user)
-    return render(request, "accounts/account_list.html", {
-        "accounts": accounts, "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
-    })
+    return render(
+        request,
+        "accounts/account_list.html",
+        {
+            "accounts": accounts,
+            "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
+        },
+    )
 
 
 @login_required
@@ -50,9 +60,16 @@ def account_add(request: HttpRequest) -> HttpResponse:
             form.add_error(None, f"Connection test failed: {ping.message} Fix it, or tick “save anyway”.")
         else:
             account = services.account_create(
-                owner=request.user, name=d["name"], host_url=d["host_url"], ws_url=d["ws_url"],
-                api_key=d["api_key"], broker=ping.broker or d["broker"], is_primary=d["is_primary"],
-                is_active=d["is_active"], request=request)
+                owner=request.user,
+                name=d["name"],
+                host_url=d["host_url"],
+                ws_url=d["ws_url"],
+                api_key=d["api_key"],
+                broker=ping.broker or d["broker"],
+                is_primary=d["is_primary"],
+                is_active=d["is_active"],
+                request=request,
+            )
             messages.success(request, f"Added {account.name}" + (f" ({ping.broker})." if ping.broker else "."))
             return redirect("account_list")
     return render(request, "accounts/account_form.html", {"form": form, "brokers": BROKERS, "editing": False})
@@ -68,8 +85,9 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.account_update(account=account, api_key=d.get("api_key", ""), request=request, **fields)
         messages.success(request, f"Saved {d['name']}.")
         return redirect("account_list")
-    return render(request, "accounts/account_form.html",
-                  {"form": form, "brokers": BROKERS, "editing": True, "account": account})
+    return render(
+        request, "accounts/account_form.html", {"form": form, "brokers": BROKERS, "editing": True, "account": account}
+    )
 
 
 @login_required
@@ -99,8 +117,9 @@ def connection_test(request: HttpRequest) -> JsonResponse:
     if not key:
         return JsonResponse({"ok": False, "message": "Enter the API key to test."}, status=400)
     r = services.connection_test(host_url=form.cleaned_data["host_url"], api_key=key)
-    return JsonResponse({"ok": r.ok, "broker": r.broker, "latency_ms": r.latency_ms, "status": r.status,
-                         "message": r.message})
+    return JsonResponse(
+        {"ok": r.ok, "broker": r.broker, "latency_ms": r.latency_ms, "status": r.status, "message": r.message}
+    )
 
 
 @login_required
@@ -140,5 +159,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if action in AuditEvent.Action.values:
         qs = qs.filter(action=action)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    return render(request, "accounts/audit_log.html",
-                  {"page": page, "actions": AuditEvent.Action.choices, "action": action})
+    return render(
+        request, "accounts/audit_log.html", {"page": page, "actions": AuditEvent.Action.choices, "action": action}
+    )

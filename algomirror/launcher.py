@@ -63,9 +63,24 @@ def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port(0)
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     if not wait_port(port, 10, proc):
         raise SystemExit("The private Redis did not start.")
@@ -99,10 +114,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env,
-                       check=True)
-        honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", "Procfile"], cwd=ROOT, env=env,
-                                  start_new_session=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
+        honcho = subprocess.Popen(
+            [str(VENV_BIN / "honcho"), "start", "-f", "Procfile"], cwd=ROOT, env=env, start_new_session=True
+        )
         port = int(env["WEB_PORT"])
         while not stopping and honcho.poll() is None and not wait_port(port, 1.0, honcho):
             pass

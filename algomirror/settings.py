@@ -97,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
+                "accounts.context_processors.links",
             ],
         },
     },
@@ -123,10 +124,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---- Redis: cache (login throttling), Celery broker, Channels layer
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                      "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="am")}}
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                              "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="am")}}}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="am"),
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="am")},
+    }
+}
 
 # ---- Celery (one beat process; schedules are defined in algomirror/celery.py and synced to the DB)
 CELERY_BROKER_URL = REDIS_URL
@@ -150,10 +160,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-PASSWORD_HASHERS = env.list("PASSWORD_HASHERS", default=[
-    "django.contrib.auth.hashers.ScryptPasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-])
+PASSWORD_HASHERS = env.list(
+    "PASSWORD_HASHERS",
+    default=[
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ],
+)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
 ACCOUNT_ADAPTER = "accounts.adapters.FirstUserAdapter"
@@ -217,8 +230,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-                    if PRODUCTION else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
@@ -231,8 +247,9 @@ MARKET_CALENDAR = env.str("MARKET_CALENDAR", default="nse" if PRODUCTION else "a
 HEALTH_FAILURES_FOR_DOWN = env.int("HEALTH_FAILURES_FOR_DOWN", default=3)
 HEALTH_INTERVAL_OPEN = env.int("HEALTH_INTERVAL_OPEN", default=30)
 HEALTH_INTERVAL_CLOSED = env.int("HEALTH_INTERVAL_CLOSED", default=300)
-BROKERSIM_ACCOUNTS_FILE = Path(env.str("BROKERSIM_ACCOUNTS_FILE",
-                                       default=str(BASE_DIR / "var" / "brokersim" / "accounts.json")))
+BROKERSIM_ACCOUNTS_FILE = Path(
+    env.str("BROKERSIM_ACCOUNTS_FILE", default=str(BASE_DIR / "var" / "brokersim" / "accounts.json"))
+)
 FLOWER_URL = env.str("FLOWER_URL", default="")
 
 # ---- Logging: secrets never reach logs (the OpenAlgo client never logs request bodies)

@@ -31,9 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 def start(instances: int, tick_rate: float) -> tuple[subprocess.Popen, list[dict]]:
     accounts_file = Path(tempfile.mkdtemp()) / "accounts.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "brokersim", "--accounts", str(instances), "--seed", "1", "--base-port", "0",
-         "--tick-rate", str(tick_rate), "--accounts-file", str(accounts_file)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "brokersim",
+            "--accounts",
+            str(instances),
+            "--seed",
+            "1",
+            "--base-port",
+            "0",
+            "--tick-rate",
+            str(tick_rate),
+            "--accounts-file",
+            str(accounts_file),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     while not accounts_file.exists():
         if proc.poll() is not None:
@@ -45,9 +60,16 @@ def start(instances: int, tick_rate: float) -> tuple[subprocess.Popen, list[dict
 def chain_symbols(account: dict, n: int) -> list[dict]:
     body = {"apikey": account["api_key"], "symbol": "NIFTY", "exchange": "NFO", "instrumenttype": "options"}
     expiry = httpx.post(f"{account['host']}/api/v1/expiry", json=body).json()["data"][0].replace("-", "")
-    chain = httpx.post(f"{account['host']}/api/v1/optionchain", json={
-        "apikey": account["api_key"], "underlying": "NIFTY", "exchange": "NSE_INDEX", "expiry_date": expiry,
-        "strike_count": n // 4 + 1}).json()["chain"]
+    chain = httpx.post(
+        f"{account['host']}/api/v1/optionchain",
+        json={
+            "apikey": account["api_key"],
+            "underlying": "NIFTY",
+            "exchange": "NSE_INDEX",
+            "expiry_date": expiry,
+            "strike_count": n // 4 + 1,
+        },
+    ).json()["chain"]
     out = []
     for row in chain:
         for side in ("ce", "pe"):
@@ -91,8 +113,16 @@ def order_latency(accounts: list[dict], n: int) -> list[float]:
     out = []
     for k in range(n):
         i = k % len(accounts)
-        body = {"apikey": accounts[i]["api_key"], "strategy": "bench", "symbol": "SBIN", "exchange": "NSE",
-                "action": "BUY" if k % 2 == 0 else "SELL", "quantity": 1, "pricetype": "MARKET", "product": "MIS"}
+        body = {
+            "apikey": accounts[i]["api_key"],
+            "strategy": "bench",
+            "symbol": "SBIN",
+            "exchange": "NSE",
+            "action": "BUY" if k % 2 == 0 else "SELL",
+            "quantity": 1,
+            "pricetype": "MARKET",
+            "product": "MIS",
+        }
         t0 = time.perf_counter()
         r = clients[i].post("/api/v1/placeorder", json=body)
         out.append((time.perf_counter() - t0) * 1000)
@@ -140,15 +170,17 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    print(f"instances={args.instances} symbols/instance={len(symbols)} tick_rate={args.tick_rate}/s "
-          f"window={elapsed:.1f}s")
+    print(
+        f"instances={args.instances} symbols/instance={len(symbols)} tick_rate={args.tick_rate}/s window={elapsed:.1f}s"
+    )
     print(f"ticks offered      {offered:,.0f}/s")
     print(f"ticks delivered    {delivered / elapsed:,.0f}/s")
     print(f"brokersim CPU      {cpu * 100:.0f}% of one core (includes serving {args.orders} orders)")
     print(f"brokersim RSS      {rss:.0f} MiB")
     print(f"placeorder idle    p50 {statistics.median(idle):.2f} ms  p95 {pct(idle, 0.95):.2f} ms  (n={len(idle)})")
-    print(f"placeorder loaded  p50 {statistics.median(loaded):.2f} ms  p95 {pct(loaded, 0.95):.2f} ms  "
-          f"(n={len(loaded)})")
+    print(
+        f"placeorder loaded  p50 {statistics.median(loaded):.2f} ms  p95 {pct(loaded, 0.95):.2f} ms  (n={len(loaded)})"
+    )
 
 
 if __name__ == "__main__":

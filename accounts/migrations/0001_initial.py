@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,73 +15,150 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='FirstAdminClaim',
+            name="FirstAdminClaim",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slot', models.PositiveSmallIntegerField(default=1, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slot", models.PositiveSmallIntegerField(default=1, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TradingAccount',
+            name="TradingAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('broker', models.CharField(blank=True, max_length=50)),
-                ('host_url', models.URLField(max_length=500)),
-                ('ws_url', models.CharField(max_length=500, validators=[django.core.validators.URLValidator(message='Enter a ws:// or wss:// URL.', schemes=['ws', 'wss'])])),
-                ('api_key_encrypted', models.TextField()),
-                ('api_key_last4', models.CharField(max_length=4)),
-                ('is_primary', models.BooleanField(default=False)),
-                ('holds_data_role', models.BooleanField(default=False)),
-                ('is_active', models.BooleanField(default=True)),
-                ('trading_state', models.CharField(choices=[('active', 'Active'), ('reducing', 'Reducing only'), ('halted', 'Halted')], default='active', max_length=10)),
-                ('halt_reason', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(choices=[('unknown', 'Not checked yet'), ('connected', 'Connected'), ('degraded', 'Failing checks'), ('down', 'Down'), ('session_expired', 'Broker session expired'), ('invalid_key', 'API key rejected'), ('key_unreadable', 'Key unreadable')], default='unknown', max_length=20)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('last_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_ok_at', models.DateTimeField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
-                ('funds', models.JSONField(blank=True, default=dict)),
-                ('funds_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trading_accounts', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("broker", models.CharField(blank=True, max_length=50)),
+                ("host_url", models.URLField(max_length=500)),
+                (
+                    "ws_url",
+                    models.CharField(
+                        max_length=500,
+                        validators=[
+                            django.core.validators.URLValidator(
+                                message="Enter a ws:// or wss:// URL.", schemes=["ws", "wss"]
+                            )
+                        ],
+                    ),
+                ),
+                ("api_key_encrypted", models.TextField()),
+                ("api_key_last4", models.CharField(max_length=4)),
+                ("is_primary", models.BooleanField(default=False)),
+                ("holds_data_role", models.BooleanField(default=False)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "trading_state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("reducing", "Reducing only"), ("halted", "Halted")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("halt_reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Not checked yet"),
+                            ("connected", "Connected"),
+                            ("degraded", "Failing checks"),
+                            ("down", "Down"),
+                            ("session_expired", "Broker session expired"),
+                            ("invalid_key", "API key rejected"),
+                            ("key_unreadable", "Key unreadable"),
+                        ],
+                        default="unknown",
+                        max_length=20,
+                    ),
+                ),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("last_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_ok_at", models.DateTimeField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
+                ("funds", models.JSONField(blank=True, default=dict)),
+                ("funds_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trading_accounts",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('account_name', models.CharField(blank=True, max_length=100)),
-                ('action', models.CharField(choices=[('login', 'Login'), ('logout', 'Logout'), ('login_failed', 'Failed login'), ('admin_created', 'First admin created'), ('account_added', 'Account added'), ('account_changed', 'Account changed'), ('account_deleted', 'Account deleted'), ('key_rotated', 'Encryption key rotated'), ('key_unreadable', 'API key unreadable'), ('connection_changed', 'Connection changed'), ('data_role_moved', 'Market-data account changed')], max_length=30)),
-                ('message', models.CharField(blank=True, max_length=300)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=300)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='accounts.tradingaccount')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("account_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("login", "Login"),
+                            ("logout", "Logout"),
+                            ("login_failed", "Failed login"),
+                            ("admin_created", "First admin created"),
+                            ("account_added", "Account added"),
+                            ("account_changed", "Account changed"),
+                            ("account_deleted", "Account deleted"),
+                            ("key_rotated", "Encryption key rotated"),
+                            ("key_unreadable", "API key unreadable"),
+                            ("connection_changed", "Connection changed"),
+                            ("data_role_moved", "Market-data account changed"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("message", models.CharField(blank=True, max_length=300)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=300)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="accounts.tradingaccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='tradingaccount',
-            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='account_name_unique_per_user'),
+            model_name="tradingaccount",
+            constraint=models.UniqueConstraint(fields=("owner", "name"), name="account_name_unique_per_user"),
         ),
         migrations.AddConstraint(
-            model_name='tradingaccount',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_primary', True)), fields=('owner',), name='one_primary_per_user'),
+            model_name="tradingaccount",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_primary", True)), fields=("owner",), name="one_primary_per_user"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tradingaccount',
-            constraint=models.UniqueConstraint(condition=models.Q(('holds_data_role', True)), fields=('owner',), name='one_data_source_per_user'),
+            model_name="tradingaccount",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("holds_data_role", True)), fields=("owner",), name="one_data_source_per_user"
+            ),
         ),
     ]

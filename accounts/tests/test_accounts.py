@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,8 +16,15 @@ from accounts.models import AuditEvent, TradingAccount
 
 
 def add(owner, sim, name=None, **kw) -> TradingAccount:
-    return services.account_create(owner=owner, name=name or sim.info["name"], host_url=sim.host,
-                                   ws_url=sim.ws_url, api_key=sim.api_key, broker=sim.info["broker"], **kw)
+    return services.account_create(
+        owner=owner,
+        name=name or sim.info["name"],
+        host_url=sim.host,
+        ws_url=sim.ws_url,
+        api_key=sim.api_key,
+        broker=sim.info["broker"],
+        **kw,
+    )
 
 
 @pytest.mark.django_db
@@ -45,8 +53,17 @@ def test_one_primary_per_user_is_a_database_constraint(alice, paper_clean):
 def test_add_page_pings_fills_broker_and_saves(client, alice, paper_clean):
     sim = paper_clean[1]
     client.force_login(alice)
-    r = client.post("/accounts/add/", {"name": "Dhan main", "broker": "", "host_url": sim.host, "ws_url": sim.ws_url,
-                                      "api_key": sim.api_key, "is_active": "on"})
+    r = client.post(
+        "/accounts/add/",
+        {
+            "name": "Dhan main",
+            "broker": "",
+            "host_url": sim.host,
+            "ws_url": sim.ws_url,
+            "api_key": sim.api_key,
+            "is_active": "on",
+        },
+    )
     assert r.status_code == 302
     a = TradingAccount.objects.get(name="Dhan main")
     assert a.broker == sim.info["broker"]
@@ -57,13 +74,17 @@ def test_add_page_pings_fills_broker_and_saves(client, alice, paper_clean):
 def test_add_page_refuses_a_wrong_key_with_a_clear_error(client, alice, paper_clean):
     sim = paper_clean[0]
     client.force_login(alice)
-    r = client.post("/accounts/add/", {"name": "x", "host_url": sim.host, "ws_url": sim.ws_url,
-                                      "api_key": "f" * 64, "is_active": "on"})
+    r = client.post(
+        "/accounts/add/",
+        {"name": "x", "host_url": sim.host, "ws_url": sim.ws_url, "api_key": "f" * 64, "is_active": "on"},
+    )
     assert r.status_code == 200
     assert "OpenAlgo rejected this API key." in r.content.decode()
     assert not TradingAccount.objects.exists()
-    r = client.post("/accounts/add/", {"name": "x", "host_url": "not a url", "ws_url": "http://x",
-                                      "api_key": "short", "is_active": "on"})
+    r = client.post(
+        "/accounts/add/",
+        {"name": "x", "host_url": "not a url", "ws_url": "http://x", "api_key": "short", "is_active": "on"},
+    )
     body = r.content.decode()
     assert "Enter a valid URL." in body and "Enter a ws:// or wss:// URL." in body
     assert not TradingAccount.objects.exists()
@@ -87,9 +108,18 @@ def test_edit_keeps_the_key_when_left_blank_and_delete_reassigns_primary(client,
     b = add(alice, paper_clean[1])
     client.force_login(alice)
     before = a.api_key_encrypted
-    r = client.post(f"/accounts/{a.pk}/edit/", {"name": "renamed", "broker": a.broker, "host_url": a.host_url,
-                                                "ws_url": a.ws_url, "api_key": "", "is_primary": "on",
-                                                "is_active": "on"})
+    r = client.post(
+        f"/accounts/{a.pk}/edit/",
+        {
+            "name": "renamed",
+            "broker": a.broker,
+            "host_url": a.host_url,
+            "ws_url": a.ws_url,
+            "api_key": "",
+            "is_primary": "on",
+            "is_active": "on",
+        },
+    )
     assert r.status_code == 302
     a.refresh_from_db()
     assert (a.name, a.api_key_encrypted) == ("renamed", before)
@@ -128,8 +158,9 @@ def test_tampered_ciphertext_halts_the_account_and_sends_nothing(alice, paper_cl
     sim = paper_clean[0]
     a = add(alice, sim)
     token = a.api_key_encrypted
-    TradingAccount.objects.filter(pk=a.pk).update(api_key_encrypted=token[:-6] + ("A" if token[-6] != "A" else "B")
-                                                  + token[-5:])
+    TradingAccount.objects.filter(pk=a.pk).update(
+        api_key_encrypted=token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    )
     sim.sim("POST", "reset")
     a = services.account_check(account_id=a.pk)
     assert a.status == "key_unreadable" and a.trading_state == "halted"
@@ -181,8 +212,10 @@ def test_api_key_appears_nowhere_in_plaintext(client, alice, paper_clean, caplog
     sim = paper_clean[0]
     caplog.set_level(logging.DEBUG)
     client.force_login(alice)
-    client.post("/accounts/add/", {"name": "secret-test", "host_url": sim.host, "ws_url": sim.ws_url,
-                                   "api_key": sim.api_key, "is_active": "on"})
+    client.post(
+        "/accounts/add/",
+        {"name": "secret-test", "host_url": sim.host, "ws_url": sim.ws_url, "api_key": sim.api_key, "is_active": "on"},
+    )
     a = TradingAccount.objects.get(name="secret-test")
     services.account_check(account_id=a.pk)
     client.post("/accounts/test/", {"host_url": sim.host, "account_id": a.pk})
@@ -193,17 +226,30 @@ def test_api_key_appears_nowhere_in_plaintext(client, alice, paper_clean, caplog
     from django.db import connection
 
     if connection.vendor == "sqlite":
-        assert key.encode() not in open(connection.settings_dict["NAME"], "rb").read()
-    pages = ["/", "/accounts/", f"/accounts/{a.pk}/edit/", f"/accounts/{a.pk}/delete/", "/audit/",
-             f"/admin/accounts/tradingaccount/{a.pk}/change/", "/admin/accounts/auditevent/", "/api/schema/"]
+        assert key.encode() not in Path(connection.settings_dict["NAME"]).read_bytes()
+    pages = [
+        "/",
+        "/accounts/",
+        f"/accounts/{a.pk}/edit/",
+        f"/accounts/{a.pk}/delete/",
+        "/audit/",
+        f"/admin/accounts/tradingaccount/{a.pk}/change/",
+        "/admin/accounts/auditevent/",
+        "/api/schema/",
+    ]
     alice.is_staff = alice.is_superuser = True
     alice.save()
     for url in pages:
         r = client.get(url)
         assert r.status_code == 200, url
         assert key not in r.content.decode(), url
-        assert key[-4:] in r.content.decode() or url in ("/", "/audit/", "/admin/accounts/auditevent/",
-                                                          "/api/schema/", f"/accounts/{a.pk}/delete/")
+        assert key[-4:] in r.content.decode() or url in (
+            "/",
+            "/audit/",
+            "/admin/accounts/auditevent/",
+            "/api/schema/",
+            f"/accounts/{a.pk}/delete/",
+        )
     r = client.post("/accounts/test/", {"host_url": sim.host, "account_id": a.pk})
     assert key not in r.content.decode()
     assert key not in caplog.text and key not in "".join(str(r.args) for r in caplog.records)

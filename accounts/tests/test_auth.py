@@ -18,8 +18,10 @@ PASSWORD = "Very-long-passphrase-42"
 
 
 def signup(client: Client, username: str, password: str = PASSWORD):
-    return client.post("/auth/signup/", {"username": username, "email": f"{username}@example.com",
-                                         "password1": password, "password2": password})
+    return client.post(
+        "/auth/signup/",
+        {"username": username, "email": f"{username}@example.com", "password1": password, "password2": password},
+    )
 
 
 @pytest.mark.django_db
@@ -121,3 +123,22 @@ def test_totp_two_factor_can_be_enabled(client, alice):
     r = client.post("/auth/2fa/totp/activate/", {"code": code})
     assert r.status_code == 302
     assert Authenticator.objects.filter(user=alice, type="totp").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_creates_further_users_who_can_log_in(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+    client.force_login(admin)
+    r = client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "trader2",
+            "password1": "Another-long-pass-77",
+            "password2": "Another-long-pass-77",
+            "usable_password": "true",
+        },
+    )
+    assert r.status_code == 302, r.content.decode()[:500]
+    other = Client()
+    r = other.post("/auth/login/", {"login": "trader2", "password": "Another-long-pass-77"})
+    assert r.status_code == 302 and other.get("/").status_code == 200

@@ -20,8 +20,9 @@ IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 
 def add(owner, sim, **kw) -> TradingAccount:
-    return services.account_create(owner=owner, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url,
-                                   api_key=sim.api_key, **kw)
+    return services.account_create(
+        owner=owner, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key, **kw
+    )
 
 
 def stop_instance(paper, target):
@@ -58,7 +59,11 @@ def test_three_failures_in_a_row_mark_an_account_down(alice, paper_clean):
     assert services.account_check(account_id=a.pk).status == "connected"  # recovers on the next good check
     moves = list(AuditEvent.objects.filter(action="connection_changed", account=a).values_list("details", flat=True))
     assert [(m["from"], m["to"]) for m in reversed(moves)] == [
-        ("unknown", "connected"), ("connected", "degraded"), ("degraded", "down"), ("down", "connected")]
+        ("unknown", "connected"),
+        ("connected", "degraded"),
+        ("degraded", "down"),
+        ("down", "connected"),
+    ]
 
 
 @pytest.mark.django_db
@@ -131,17 +136,35 @@ def _database_url() -> str:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, _celery_test_queue):
+def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, celery_test_queue):
     """Celery beat + worker processes, default 30 s cadence: the account shows down within 90 s."""
     a = add(alice, paper_clean[0])
     b = add(alice, paper_clean[1])
-    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_QUEUE=_celery_test_queue,
-               MARKET_CALENDAR="always_open")
+    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_QUEUE=celery_test_queue, MARKET_CALENDAR="always_open")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "algomirror", "worker", "-B", "--loglevel=WARNING",
-         "--concurrency=2", "-Q", _celery_test_queue, "--hostname", f"health-{os.getpid()}@%h",
-         "--schedule", str(ROOT / "var" / "test-instance" / "beat-schedule")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "algomirror",
+            "worker",
+            "-B",
+            "--loglevel=WARNING",
+            "--concurrency=2",
+            "-Q",
+            celery_test_queue,
+            "--hostname",
+            f"health-{os.getpid()}@%h",
+            "--schedule",
+            str(ROOT / "var" / "test-instance" / "beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and TradingAccount.objects.get(pk=a.pk).status != "connected":

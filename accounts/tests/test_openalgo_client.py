@@ -121,8 +121,14 @@ def test_funds_parse_both_profiles(paper_clean):
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("320.66", Decimal("320.66")), (320.66, Decimal("320.66")), ("", Decimal("0")), (None, Decimal("0")),
-     ("abc", Decimal("0")), (float("nan"), Decimal("0"))],
+    [
+        ("320.66", Decimal("320.66")),
+        (320.66, Decimal("320.66")),
+        ("", Decimal("0")),
+        (None, Decimal("0")),
+        ("abc", Decimal("0")),
+        (float("nan"), Decimal("0")),
+    ],
 )
 def test_to_decimal(raw, expected):
     assert to_decimal(raw) == expected

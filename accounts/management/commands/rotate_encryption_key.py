@@ -21,8 +21,11 @@ class Command(BaseCommand):
     help = "Re-encrypt every stored OpenAlgo API key under the newest encryption key."
 
     def add_arguments(self, parser):
-        parser.add_argument("--generate", action="store_true",
-                            help="embedded default only: generate a new key into the instance secrets file")
+        parser.add_argument(
+            "--generate",
+            action="store_true",
+            help="embedded default only: generate a new key into the instance secrets file",
+        )
 
     def handle(self, *args, generate: bool = False, **opts):
         if generate:
@@ -40,9 +43,11 @@ class Command(BaseCommand):
                     continue
                 account.save(update_fields=["api_key_encrypted"])
                 rotated += 1
-            audit_record(action=AuditEvent.Action.KEY_ROTATED,
-                         message=f"re-encrypted {rotated} API key(s); {unreadable} unreadable",
-                         details={"rotated": rotated, "unreadable": unreadable})
+            audit_record(
+                action=AuditEvent.Action.KEY_ROTATED,
+                message=f"re-encrypted {rotated} API key(s); {unreadable} unreadable",
+                details={"rotated": rotated, "unreadable": unreadable},
+            )
         if generate:
             settings.ENCRYPTION_KEYS = settings.ENCRYPTION_KEYS[:1]
             write_secret(settings.INSTANCE_DIR, "ENCRYPTION_KEY", settings.ENCRYPTION_KEYS[0])

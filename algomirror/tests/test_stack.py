@@ -1,0 +1,193 @@
+"""The whole platform as `make run` starts it: browser flow, registration, and a clean stop.
+
+One stack per module, started exactly as a user would (`make run` in the background, waiting
+for the printed URL). The last test stops it with SIGINT (Ctrl-C) and checks that no process
+it started is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from brokersim.testing import ROOT
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _brokersim_base() -> int:
+    for _ in range(50):
+        base = random.randrange(20000, 26000, 10)
+        if all(_free(base + d) for d in (1, 2, 3, 3001, 3002, 3003)):
+            return base
+    raise RuntimeError("no free port range for brokersim")
+
+
+def _stack_processes(marker: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.environ().get("ALGOMIRROR_STACK_MARKER") == marker:
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return out
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stack")
+    marker = uuid.uuid4().hex
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "REDIS_URL",
+            "DATABASE_URL",
+            "INSTANCE_DIR",
+            "BROKERSIM_ACCOUNTS_FILE",
+            "CACHE_KEY_PREFIX",
+            "CHANNELS_PREFIX",
+            "CELERY_QUEUE",
+            "MAKEFLAGS",
+            "MFLAGS",
+            "MAKELEVEL",
+        )
+    }
+    env.update(
+        ALGOMIRROR_STACK_MARKER=marker,
+        INSTANCE_DIR=str(tmp / "instance"),
+        BROKERSIM_ACCOUNTS_FILE=str(tmp / "brokersim" / "accounts.json"),
+        WEB_PORT=str(_free_port()),
+        FLOWER_PORT=str(_free_port()),
+        BROKERSIM_BASE_PORT=str(_brokersim_base()),
+        CELERY_CONCURRENCY="2",
+    )
+    log = open(tmp / "make-run.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and url is None:
+        if proc.poll() is not None:
+            break
+        log.seek(0)
+        m = re.search(r"AlgoMirror is up:\s+(http://\S+)", log.read())
+        url = m.group(1) if m else None
+        time.sleep(0.5)
+    if url is None:
+        log.seek(0)
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"make run did not print its URL:\n{log.read()[-4000:]}")
+    accounts_file = Path(env["BROKERSIM_ACCOUNTS_FILE"])
+    while not accounts_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    yield {"url": url.rstrip("/"), "proc": proc, "marker": marker, "log": log, "env": env}
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    for p in _stack_processes(marker):
+        p.kill()
+    log.close()
+
+
+def test_browser_first_admin_adds_three_paper_accounts_and_sees_live_cash(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    base = stack["url"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{base}/auth/signup/")
+        page.screenshot(path=str(ARTIFACTS / "01-signup.png"), full_page=True)
+        page.fill("input[name=username]", "owner")
+        page.fill("input[name=email]", "owner@example.com")
+        page.fill("input[name=password1]", "Very-long-passphrase-42")
+        page.fill("input[name=password2]", "Very-long-passphrase-42")
+        page.click("form button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Dashboard")
+        page.screenshot(path=str(ARTIFACTS / "02-dashboard-empty.png"), full_page=True)
+        page.click("[data-testid=add-paper]")
+        cards = page.locator("[data-account]")
+        expect(cards).to_have_count(3)
+        expect(page.locator("[data-account][data-status=connected]")).to_have_count(3, timeout=30000)
+        for i in range(3):
+            expect(cards.nth(i).locator("[data-field=cash]")).to_have_text(re.compile(r"^₹[\d,]+\.\d\d$"))
+        expect(page.locator("[data-live-status]")).to_have_text("Live updates: on")
+        expect(page.locator("[data-total=connected]")).to_have_text("3")
+        page.screenshot(path=str(ARTIFACTS / "03-dashboard-paper-accounts.png"), full_page=True)
+        page.goto(f"{base}/accounts/")
+        expect(page.locator("tbody tr")).to_have_count(3)
+        page.screenshot(path=str(ARTIFACTS / "04-accounts.png"), full_page=True)
+        page.goto(f"{base}/accounts/add/")
+        page.screenshot(path=str(ARTIFACTS / "05-account-add.png"), full_page=True)
+        page.goto(f"{base}/audit/")
+        expect(page.locator("tbody tr").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "06-audit-log.png"), full_page=True)
+        page.click("[data-theme-toggle]")
+        page.goto(f"{base}/")
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        page.screenshot(path=str(ARTIFACTS / "07-dashboard-dark.png"), full_page=True)
+        browser.close()
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_registration_is_closed_and_login_reaches_the_dashboard(stack):
+    base = stack["url"]
+    with httpx.Client(base_url=base, follow_redirects=True, timeout=20) as c:
+        page = c.get("/auth/signup/")
+        assert "Registration is closed" in page.text
+        login = c.get("/auth/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        r = c.post(
+            "/auth/login/",
+            data={"login": "owner", "password": "Very-long-passphrase-42", "csrfmiddlewaretoken": token},
+            headers={"Referer": f"{base}/auth/login/"},
+        )
+        assert r.status_code == 200 and "<h1>Dashboard</h1>" in r.text
+        assert r.text.count("data-account=") == 3
+    flower = stack["env"]["FLOWER_PORT"]
+    assert httpx.get(f"http://127.0.0.1:{flower}/", timeout=10).status_code == 200
+
+
+def test_ctrl_c_stops_everything(stack):
+    proc, marker = stack["proc"], stack["marker"]
+    assert len(_stack_processes(marker)) >= 7  # make, launcher, redis, honcho and its six processes
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    proc.wait(60)
+    deadline = time.monotonic() + 15
+    while _stack_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _stack_processes(marker) == []
+    web_port = int(stack["url"].rsplit(":", 1)[1])
+    assert _free(web_port)
+    assert not Path(stack["env"]["BROKERSIM_ACCOUNTS_FILE"]).exists()
