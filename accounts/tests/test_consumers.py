@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
-from django.db import connection
+from django.db import connections
 
 from accounts import services
 from accounts.routing import websocket_urlpatterns
@@ -43,4 +43,4 @@ async def test_owner_receives_account_updates_and_strangers_do_not(alice, charli
     assert await theirs.receive_nothing(timeout=0.5)
     await mine.disconnect()
     await theirs.disconnect()
-    await sync_to_async(connection.close)()  # the executor thread's connection, before DB teardown
+    await sync_to_async(connections.close_all)()  # the executor thread's connections, before DB teardown
