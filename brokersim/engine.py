@@ -250,28 +250,13 @@ class Account:
         if pricetype in ("SL", "SL-M") and trigger_price <= 0:
             raise OrderError(f"Trigger price is required for {pricetype} orders")
         now = self.market.now
+        fields = (strategy, symbol, exchange, action, qty, pricetype, product, price, trigger_price, disclosed_quantity)
         if product == "CNC" and action == "SELL":
             held = self._holding_qty(symbol, exchange) + max(self.net_quantity(symbol, exchange, "CNC"), 0)
             if qty > held:
                 orderid = self._next_orderid()
                 reason = f"Insufficient holdings to sell {qty} {symbol}: holding {held}"
-                self.orders[orderid] = Order(
-                    orderid,
-                    strategy,
-                    symbol,
-                    exchange,
-                    action,
-                    qty,
-                    pricetype,
-                    product,
-                    price,
-                    trigger_price,
-                    disclosed_quantity,
-                    REJECTED,
-                    now,
-                    now,
-                    rejection_reason=reason,
-                )
+                self.orders[orderid] = Order(orderid, *fields, REJECTED, now, now, rejection_reason=reason)
                 raise OrderError(reason, orderid)
         quote = self.market.quote(inst)
         basis = {"MARKET": quote.ltp, "LIMIT": price, "SL": price, "SL-M": trigger_price}[pricetype]
@@ -281,23 +266,8 @@ class Account:
         need = self.margin_for(inst, action, opening, basis, product) if opening else 0.0
         if need > self.available_cash + 1e-9:
             raise OrderError(f"Insufficient funds. Required margin: {need:.2f}, Available: {self.available_cash:.2f}")
-        order = Order(
-            self._next_orderid(),
-            strategy,
-            symbol,
-            exchange,
-            action,
-            qty,
-            pricetype,
-            product,
-            price,
-            trigger_price,
-            disclosed_quantity,
-            OPEN if pricetype in ("MARKET", "LIMIT") else TRIGGER_PENDING,
-            now,
-            now,
-            blocked_margin=need,
-        )
+        status = OPEN if pricetype in ("MARKET", "LIMIT") else TRIGGER_PENDING
+        order = Order(self._next_orderid(), *fields, status, now, now, blocked_margin=need)
         self.orders[order.orderid] = order
         fault = fault or {}
         if fault.get("kind") == "reject":

@@ -70,24 +70,7 @@ KEY_ONLY = {"search", "expiry"}
 ORDER_BUCKET = {"placeorder", "modifyorder", "cancelorder", "optionsorder"}
 SMART_BUCKET = {"placesmartorder"}
 # Routed through the sandbox in analyzer mode: their responses carry "mode": "analyze".
-ANALYZER_ROUTED = {
-    "placeorder",
-    "placesmartorder",
-    "modifyorder",
-    "cancelorder",
-    "cancelallorder",
-    "closeposition",
-    "basketorder",
-    "splitorder",
-    "orderstatus",
-    "openposition",
-    "optionsorder",
-    "funds",
-    "orderbook",
-    "tradebook",
-    "positionbook",
-    "holdings",
-}
+ANALYZER_ROUTED = (ORDER_WRITERS - {"margin"}) | {"funds", "orderbook", "tradebook", "positionbook", "holdings"}
 FAULT_KINDS = {
     "latency",
     "status",
