@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 
@@ -17,10 +16,11 @@ def account_check_task(account_id: int) -> None:
 @shared_task(ignore_result=True)
 def accounts_check_due() -> None:
     """Fan out one check per due account, so a slow or dead broker never delays the others."""
-    from marketdata.hours import is_market_hours
+    from marketdata.calendar import services_active
+    from marketdata.selectors import calendar_load
 
     from .services import accounts_due_for_check
 
     now = timezone.now()
-    for pk in accounts_due_for_check(now=now, market_open=is_market_hours(now, settings.MARKET_CALENDAR)):
+    for pk in accounts_due_for_check(now=now, market_open=services_active(now, calendar_load())):
         account_check_task.delay(pk)

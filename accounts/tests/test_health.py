@@ -106,7 +106,15 @@ def test_primary_down_moves_market_data_to_the_healthiest_backup_and_back_on_req
 def test_checks_are_due_every_30s_in_market_hours_and_every_5min_outside(alice, paper_clean, settings):
     a = add(alice, paper_clean[0])
     settings.MARKET_CALENDAR = "nse"
-    from marketdata.hours import is_market_hours
+    from django.core.cache import cache
+
+    from marketdata.calendar import services_active
+    from marketdata.selectors import calendar_load
+
+    cache.delete("md:calendar:v1")
+
+    def is_market_hours(now, _):
+        return services_active(now, calendar_load())
 
     with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=IST), tick=False):
         services.account_check(account_id=a.pk)
