@@ -12,10 +12,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.routing import websocket_urlpatterns as accounts_ws  # noqa: E402
+from marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(accounts_ws))),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(accounts_ws + marketdata_ws))),
     }
 )

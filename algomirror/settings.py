@@ -131,9 +131,11 @@ CACHES = {
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="am"),
     }
 }
+# Pub/sub layer: one PUBLISH per group message (live prices need thousands a second); delivery is
+# at most once, which suits live views that re-render from the database or the price store.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="am")},
     }
 }
@@ -261,3 +263,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# ---- Market data
+# A price is usable only while younger than this (seconds); older ones show as stale.
+PRICE_MAX_AGE = env.float("PRICE_MAX_AGE", default=10.0)
+# No tick for this long while subscribed and the market is open counts as a dropped feed.
+FEED_STALL_SECONDS = env.float("FEED_STALL_SECONDS", default=10.0)
+# Browser updates per instrument are coalesced to at most one per this many milliseconds.
+FEED_MIN_INTERVAL_MS = env.int("FEED_MIN_INTERVAL_MS", default=200)
+# Option-chain page sessions expire after this long without a heartbeat.
+CHAIN_SESSION_TTL = env.int("CHAIN_SESSION_TTL", default=300)

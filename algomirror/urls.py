@@ -6,5 +6,6 @@ urlpatterns = [
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("marketdata/", include("marketdata.urls")),
     path("", include("accounts.urls")),
 ]

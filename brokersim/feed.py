@@ -368,14 +368,25 @@ class Feed:
         await c.send(reply)
 
 
-def tick_data(q, mode: int, fault: str | None) -> bytes:
-    """The `data` object of a market_data frame (Angel-style keys), JSON-encoded."""
+def tick_data(q, mode: int, fault: str | None, stamp_ms: int | None = None) -> bytes:
+    """The `data` object of a market_data frame (Angel-style keys), JSON-encoded.
+
+    `ltt` is the market's (simulated) trade time; `timestamp` is when the server sent it,
+    wall clock, as OpenAlgo stamps its frames (defaults to the market time).
+    """
     ltp = q.ltp
     if fault == "zero":
         ltp = 0.0
     elif fault == "nan":
         ltp = math.nan
-    d = {"symbol": q.symbol, "exchange": q.exchange, "mode": mode, "ltp": ltp, "ltt": q.ts_ms, "timestamp": q.ts_ms}
+    d = {
+        "symbol": q.symbol,
+        "exchange": q.exchange,
+        "mode": mode,
+        "ltp": ltp,
+        "ltt": q.ts_ms,
+        "timestamp": q.ts_ms if stamp_ms is None else stamp_ms,
+    }
     if mode >= 2:
         d.update(
             {

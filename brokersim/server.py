@@ -12,6 +12,7 @@ import logging
 import math
 import socket
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,13 +264,14 @@ class Simulator:
     def _data_cache(self):
         cache: dict[tuple, bytes] = {}
         market = self.market
+        stamp = None if self.fast or market.replay else int(time.time() * 1000)
 
         def data_for(symbol: str, exchange: str, mode: int, fault: str | None) -> bytes:
             key = (symbol, exchange, mode, fault)
             d = cache.get(key)
             if d is None:
                 inst = market.lookup(symbol, exchange)
-                d = cache[key] = tick_data(market.quote(inst), mode, fault)
+                d = cache[key] = tick_data(market.quote(inst), mode, fault, stamp)
             return d
 
         return data_for

@@ -60,8 +60,11 @@ def _openings(cal: Calendar, day: dt.date) -> list[tuple[dt.datetime, dt.datetim
     """(start, end, kind) of everything that trades on `day`, specials included."""
     out = [(_at(day, s.start), _at(day, s.end), SPECIAL) for s in cal.specials if s.day == day]
     if day not in cal.holidays:
-        out += [(_at(day, s.start), _at(day, s.end), OPEN if s.kind == "normal" else PRE_OPEN)
-                for s in cal.sessions if s.weekday == day.weekday()]
+        out += [
+            (_at(day, s.start), _at(day, s.end), OPEN if s.kind == "normal" else PRE_OPEN)
+            for s in cal.sessions
+            if s.weekday == day.weekday()
+        ]
     return sorted(out)
 
 

@@ -40,8 +40,10 @@ class TradingSession(models.Model):
 
     class Meta:
         ordering = ["weekday", "start"]
-        constraints = [models.UniqueConstraint(fields=["template", "weekday", "name"], name="session_unique"),
-                       models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="session_ends_after_start")]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "weekday", "name"], name="session_unique"),
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="session_ends_after_start"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {self.start:%H:%M}–{self.end:%H:%M} ({self.kind})"
@@ -70,8 +72,10 @@ class SpecialTradingSession(models.Model):
 
     class Meta:
         ordering = ["date", "start"]
-        constraints = [models.UniqueConstraint(fields=["date", "market", "name"], name="special_session_unique"),
-                       models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="special_ends_after_start")]
+        constraints = [
+            models.UniqueConstraint(fields=["date", "market", "name"], name="special_session_unique"),
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="special_ends_after_start"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.date} {self.name}"

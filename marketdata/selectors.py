@@ -24,8 +24,10 @@ def calendar_load(market: str = "NSE") -> cal.Calendar:
         for s in TradingSession.objects.filter(is_active=True, template__is_active=True, template__market=market)
     )
     holidays = dict(MarketHoliday.objects.filter(market=market).values_list("date", "name"))
-    specials = tuple(cal.Special(s.date, s.start, s.end, s.name)
-                     for s in SpecialTradingSession.objects.filter(is_active=True, market=market))
+    specials = tuple(
+        cal.Special(s.date, s.start, s.end, s.name)
+        for s in SpecialTradingSession.objects.filter(is_active=True, market=market)
+    )
     value = cal.Calendar(sessions, holidays, specials)
     cache.set(CALENDAR_CACHE_KEY, value, 60)
     return value
@@ -37,3 +39,7 @@ def market_status_now() -> cal.MarketStatus:
 
 def services_active_now() -> bool:
     return cal.services_active(timezone.now(), calendar_load())
+
+
+def calendar_invalidate() -> None:
+    cache.delete(CALENDAR_CACHE_KEY)

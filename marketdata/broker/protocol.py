@@ -121,8 +121,15 @@ def split(key: str) -> dict:
 def quote_fields(data: dict) -> dict:
     """The browser-facing subset of a tick's data: prices, change, bid/ask from depth, volume, OI."""
     out: dict = {}
-    for src, dst in (("ltp", "ltp"), ("open", "open"), ("high", "high"), ("low", "low"), ("close", "prev_close"),
-                     ("volume", "volume"), ("oi", "oi")):
+    for src, dst in (
+        ("ltp", "ltp"),
+        ("open", "open"),
+        ("high", "high"),
+        ("low", "low"),
+        ("close", "prev_close"),
+        ("volume", "volume"),
+        ("oi", "oi"),
+    ):
         v = number(data.get(src))
         if v is not None:
             out[dst] = v

@@ -5,67 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='TradingHoursTemplate',
+            name="TradingHoursTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('market', models.CharField(default='NSE', max_length=20)),
-                ('is_active', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("market", models.CharField(default="NSE", max_length=20)),
+                ("is_active", models.BooleanField(default=True)),
             ],
         ),
         migrations.CreateModel(
-            name='MarketHoliday',
+            name="MarketHoliday",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField()),
-                ('name', models.CharField(max_length=100)),
-                ('market', models.CharField(default='NSE', max_length=20)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField()),
+                ("name", models.CharField(max_length=100)),
+                ("market", models.CharField(default="NSE", max_length=20)),
             ],
             options={
-                'ordering': ['date'],
-                'constraints': [models.UniqueConstraint(fields=('date', 'market'), name='holiday_unique_per_market')],
+                "ordering": ["date"],
+                "constraints": [models.UniqueConstraint(fields=("date", "market"), name="holiday_unique_per_market")],
             },
         ),
         migrations.CreateModel(
-            name='SpecialTradingSession',
+            name="SpecialTradingSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField()),
-                ('name', models.CharField(max_length=100)),
-                ('market', models.CharField(default='NSE', max_length=20)),
-                ('start', models.TimeField()),
-                ('end', models.TimeField()),
-                ('is_active', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField()),
+                ("name", models.CharField(max_length=100)),
+                ("market", models.CharField(default="NSE", max_length=20)),
+                ("start", models.TimeField()),
+                ("end", models.TimeField()),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['date', 'start'],
-                'constraints': [models.UniqueConstraint(fields=('date', 'market', 'name'), name='special_session_unique'), models.CheckConstraint(condition=models.Q(('end__gt', models.F('start'))), name='special_ends_after_start')],
+                "ordering": ["date", "start"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("date", "market", "name"), name="special_session_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("end__gt", models.F("start"))), name="special_ends_after_start"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TradingSession',
+            name="TradingSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('weekday', models.PositiveSmallIntegerField(choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')])),
-                ('name', models.CharField(default='Regular', max_length=50)),
-                ('kind', models.CharField(choices=[('normal', 'Normal'), ('pre_open', 'Pre-open')], default='normal', max_length=10)),
-                ('start', models.TimeField()),
-                ('end', models.TimeField()),
-                ('is_active', models.BooleanField(default=True)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sessions', to='marketdata.tradinghourstemplate')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "weekday",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ]
+                    ),
+                ),
+                ("name", models.CharField(default="Regular", max_length=50)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("normal", "Normal"), ("pre_open", "Pre-open")], default="normal", max_length=10
+                    ),
+                ),
+                ("start", models.TimeField()),
+                ("end", models.TimeField()),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sessions",
+                        to="marketdata.tradinghourstemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['weekday', 'start'],
-                'constraints': [models.UniqueConstraint(fields=('template', 'weekday', 'name'), name='session_unique'), models.CheckConstraint(condition=models.Q(('end__gt', models.F('start'))), name='session_ends_after_start')],
+                "ordering": ["weekday", "start"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("template", "weekday", "name"), name="session_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("end__gt", models.F("start"))), name="session_ends_after_start"
+                    ),
+                ],
             },
         ),
     ]

@@ -12,8 +12,10 @@ NSE = c.Calendar(
     sessions=tuple(c.Session(d, T(9, 15), T(15, 30)) for d in range(5))
     + tuple(c.Session(d, T(9, 0), T(9, 8), "pre_open") for d in range(5)),
     holidays={dt.date(2026, 11, 24): "Guru Nanak Jayanti", dt.date(2025, 10, 21): "Diwali"},
-    specials=(c.Special(dt.date(2025, 10, 21), T(13, 45), T(14, 45), "Muhurat"),
-              c.Special(dt.date(2026, 2, 1), T(10, 0), T(15, 30), "Budget Sunday")),
+    specials=(
+        c.Special(dt.date(2025, 10, 21), T(13, 45), T(14, 45), "Muhurat"),
+        c.Special(dt.date(2026, 2, 1), T(10, 0), T(15, 30), "Budget Sunday"),
+    ),
 )
 
 
@@ -43,8 +45,14 @@ def test_market_status(now, state, next_open):
 
 @pytest.mark.parametrize(
     ("now", "active"),
-    [(at(2026, 11, 20, 9, 1), True), (at(2026, 11, 20, 8, 59), False), (at(2026, 11, 20, 15, 29), True),
-     (at(2026, 11, 20, 15, 31), False), (at(2026, 11, 23, 9, 0), True), (at(2026, 11, 22, 23, 0), False)],
+    [
+        (at(2026, 11, 20, 9, 1), True),
+        (at(2026, 11, 20, 8, 59), False),
+        (at(2026, 11, 20, 15, 29), True),
+        (at(2026, 11, 20, 15, 31), False),
+        (at(2026, 11, 23, 9, 0), True),
+        (at(2026, 11, 22, 23, 0), False),
+    ],
 )
 def test_services_start_15_minutes_before_the_open_and_stop_after_the_close(now, active):
     assert c.services_active(now, NSE) is active

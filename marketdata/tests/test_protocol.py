@@ -7,8 +7,10 @@ import pytest
 
 from marketdata.broker import protocol as p
 
-LTP_FRAME = ('{"type":"market_data","symbol":"INFY","exchange":"NSE","mode":1,"broker":"angel","data":'
-             '{"ltp":1606.0,"ltt":1765781293000,"symbol":"INFY","exchange":"NSE","mode":1,"timestamp":1765781294990}}')
+LTP_FRAME = (
+    '{"type":"market_data","symbol":"INFY","exchange":"NSE","mode":1,"broker":"angel","data":'
+    '{"ltp":1606.0,"ltt":1765781293000,"symbol":"INFY","exchange":"NSE","mode":1,"timestamp":1765781294990}}'
+)
 
 
 def test_ltp_frame():
@@ -45,16 +47,28 @@ def test_acks_and_junk():
 
 def test_outgoing_messages():
     assert json.loads(p.subscribe(["NFO:NIFTY25NOV2524000CE", "NSE_INDEX:NIFTY"], 3)) == {
-        "action": "subscribe", "mode": 3, "depth": 5,
-        "symbols": [{"symbol": "NIFTY25NOV2524000CE", "exchange": "NFO"}, {"symbol": "NIFTY", "exchange": "NSE_INDEX"}]}
+        "action": "subscribe",
+        "mode": 3,
+        "depth": 5,
+        "symbols": [{"symbol": "NIFTY25NOV2524000CE", "exchange": "NFO"}, {"symbol": "NIFTY", "exchange": "NSE_INDEX"}],
+    }
     assert json.loads(p.unsubscribe(["NSE:SBIN"], 2)) == {
-        "action": "unsubscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE", "mode": 2}]}
+        "action": "unsubscribe",
+        "symbols": [{"symbol": "SBIN", "exchange": "NSE", "mode": 2}],
+    }
 
 
 def test_quote_fields_from_a_depth_tick():
-    data = {"ltp": 105.0, "close": 100.0, "volume": 1200, "oi": 650,
-            "depth": {"buy": [{"price": 104.9, "quantity": 130, "orders": 2}],
-                      "sell": [{"price": 105.1, "quantity": 65, "orders": 1}]}}
+    data = {
+        "ltp": 105.0,
+        "close": 100.0,
+        "volume": 1200,
+        "oi": 650,
+        "depth": {
+            "buy": [{"price": 104.9, "quantity": 130, "orders": 2}],
+            "sell": [{"price": 105.1, "quantity": 65, "orders": 1}],
+        },
+    }
     q = p.quote_fields(data)
     assert (q["change"], q["bid"], q["bid_qty"], q["ask"], q["ask_qty"]) == (5.0, 104.9, 130, 105.1, 65)
     assert q["depth"]["buy"] == [[104.9, 130]]

@@ -1,0 +1,119 @@
+"""One authenticated OpenAlgo WebSocket connection (websocket-client), read on its own thread.
+
+Frames are parsed on the reader thread and handed to the asyncio side in batches: the
+callback runs at most once per wake-up, however many frames arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import websocket
+
+from . import protocol
+
+log = logging.getLogger(__name__)
+AUTH_TIMEOUT = 5.0
+
+
+class ConnectError(Exception):
+    pass
+
+
+class BrokerSocket:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        on_frames: Callable[[], None],
+        on_closed: Callable[[str], None],
+        connect_timeout: float = 3.0,
+    ) -> None:
+        self.url = url
+        self._api_key = api_key
+        self._on_frames = on_frames
+        self._on_closed = on_closed
+        self._timeout = connect_timeout
+        self._ws: websocket.WebSocket | None = None
+        self._thread: threading.Thread | None = None
+        self.frames: deque = deque()
+        self._closing = False
+        self.closed = False
+
+    def connect(self) -> dict:
+        """Connect and authenticate (blocking; run it in a thread). Returns the auth reply."""
+        try:
+            ws = websocket.create_connection(self.url, timeout=self._timeout, enable_multithread=True)
+        except (OSError, websocket.WebSocketException) as e:
+            raise ConnectError(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from None
+        try:
+            ws.settimeout(AUTH_TIMEOUT)
+            ws.send(protocol.authenticate(self._api_key))
+            while True:
+                frame = protocol.parse(ws.recv())
+                if isinstance(frame, protocol.ErrorFrame):
+                    raise ConnectError(f"authentication refused: {frame.code} {frame.message}")
+                if isinstance(frame, protocol.Ack) and frame.type == "auth":
+                    if frame.status != "success":
+                        raise ConnectError(f"authentication failed: {frame.body.get('message')}")
+                    break
+        except (OSError, websocket.WebSocketException, ConnectError) as e:
+            ws.close()
+            raise e if isinstance(e, ConnectError) else ConnectError(f"authentication: {type(e).__name__}") from None
+        ws.settimeout(None)
+        self._ws = ws
+        self._thread = threading.Thread(target=self._read, name=f"feed-reader {self.url}", daemon=True)
+        self._thread.start()
+        return frame.body
+
+    def _read(self) -> None:
+        ws = self._ws
+        reason = "closed by the server"
+        frames = self.frames
+        try:
+            while True:
+                opcode, data = ws.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if opcode != websocket.ABNF.OPCODE_TEXT:
+                    continue
+                was_empty = not frames
+                frames.append(protocol.parse(data))
+                if was_empty:
+                    self._on_frames()
+        except (OSError, websocket.WebSocketException) as e:
+            reason = f"connection lost: {type(e).__name__}"
+        finally:
+            self.closed = True
+            if not self._closing:
+                self._on_closed(reason)
+
+    def send(self, text: str) -> bool:
+        ws = self._ws
+        if ws is None or self.closed:
+            return False
+        try:
+            ws.send(text)
+        except (OSError, websocket.WebSocketException):
+            return False
+        return True
+
+    def close(self) -> None:
+        self._closing = True
+        self.closed = True
+        if self._ws is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self._ws.close(timeout=0.5)
+            if self._ws.sock is not None:
+                with contextlib.suppress(OSError):
+                    self._ws.sock.close()
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,70 @@
+"""Live prices for pages: a page asks to watch instruments; we join their Channels groups and
+register the interest with the feed (expiring without heartbeats). Push only."""
+
+from __future__ import annotations
+
+import time
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from . import services, store
+
+MAX_WATCH = 100
+
+
+class MarketDataConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4403)
+            return
+        self.owner = f"page:{self.channel_name}"
+        self.watching: set[str] = set()
+        await self.accept()
+
+    async def disconnect(self, code):
+        if getattr(self, "owner", None) is None:
+            return
+        for key in getattr(self, "watching", ()):
+            await self.channel_layer.group_discard(store.group_name(key), self.channel_name)
+        await sync_to_async(store.interest_clear)(self.owner)
+
+    async def receive_json(self, content, **kwargs):
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "watch":
+            await self._watch(content.get("symbols"))
+        elif action == "heartbeat":
+            await sync_to_async(store.interest_touch)(self.owner, ttl=settings.CHAIN_SESSION_TTL)
+            await self.send_json({"type": "heartbeat", "ok": True})
+        else:
+            await self.send_json({"type": "error", "message": "action must be watch or heartbeat"})
+
+    async def _watch(self, symbols) -> None:
+        if not isinstance(symbols, list) or len(symbols) > MAX_WATCH:
+            await self.send_json({"type": "error", "message": f"symbols must be a list of at most {MAX_WATCH}"})
+            return
+        keys: dict[str, int] = {}
+        for item in symbols:
+            key = item.get("key") if isinstance(item, dict) else item
+            mode = item.get("mode", 2) if isinstance(item, dict) else 2
+            if not isinstance(key, str) or not services.valid_key(key) or mode not in (1, 2, 3):
+                await self.send_json({"type": "error", "message": f"not a watchable instrument: {key!r}"})
+                return
+            keys[key] = max(keys.get(key, 0), mode)
+        await sync_to_async(services.interest_register)(owner=self.owner, keys=keys, ttl=settings.CHAIN_SESSION_TTL)
+        for key in self.watching - set(keys):
+            await self.channel_layer.group_discard(store.group_name(key), self.channel_name)
+        for key in set(keys) - self.watching:
+            await self.channel_layer.group_add(store.group_name(key), self.channel_name)
+        self.watching = set(keys)
+        now_ms = time.time() * 1000
+        snapshot = await sync_to_async(store.prices_get)(list(keys))
+        for key, rec in snapshot.items():
+            stale = not store.is_fresh(rec, now_ms, settings.PRICE_MAX_AGE)
+            await self.send_json({"type": "price", "key": key, "stale": stale, **rec})
+        await self.send_json({"type": "watching", "count": len(keys)})
+
+    async def price_update(self, event):
+        await self.send_json({"type": "price", "stale": False, **{k: v for k, v in event.items() if k != "type"}})

@@ -1,0 +1,71 @@
+"""Writes and broker access for market data: interest registration, the feed's accounts."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+
+from accounts import crypto
+from accounts.models import TradingAccount
+from accounts.openalgo import client_for
+
+from . import store
+from .broker import protocol
+from .stream import FeedAccount
+
+KEY_RE = re.compile(
+    r"^(NSE|NFO|CDS|BSE|BFO|BCD|MCX|NCDEX|NCO|NSE_INDEX|BSE_INDEX|MCX_INDEX|GLOBAL_INDEX|CRYPTO)"
+    r":[A-Z0-9&\-_.]{1,40}$"
+)
+MAX_KEYS_PER_OWNER = 200
+
+
+def valid_key(key: str) -> bool:
+    return bool(KEY_RE.match(key))
+
+
+def interest_register(*, owner: str, keys: dict[str, int], ttl: float | None = None) -> None:
+    """What a part of the platform wants streamed (positions, a chain page…). The feed follows
+    the union within a second. Invalid keys are refused, not silently dropped."""
+    bad = [k for k in keys if not valid_key(k)]
+    if bad:
+        raise ValueError(f"not an EXCHANGE:SYMBOL key: {', '.join(bad[:5])}")
+    if len(keys) > MAX_KEYS_PER_OWNER:
+        raise ValueError(f"at most {MAX_KEYS_PER_OWNER} instruments per subscriber")
+    if any(m not in (protocol.LTP, protocol.QUOTE, protocol.DEPTH) for m in keys.values()):
+        raise ValueError("mode must be 1 (LTP), 2 (Quote) or 3 (Depth)")
+    store.interest_set(owner, keys, ttl=ttl)
+
+
+def feed_accounts() -> list[FeedAccount]:
+    """Accounts the feed may use, the preferred (market-data role of the first owner) first."""
+    out = []
+    unusable = (TradingAccount.Status.KEY_UNREADABLE, TradingAccount.Status.INVALID_KEY)
+    qs = (
+        TradingAccount.objects.filter(is_active=True)
+        .exclude(status__in=unusable)
+        .order_by("owner_id", "-holds_data_role", "latency_ms", "pk")
+    )
+    preferred_taken = False
+    for a in qs:
+        try:
+            key = crypto.decrypt(a.api_key_encrypted)
+        except crypto.KeyUnreadable:
+            continue
+        preferred = a.holds_data_role and not preferred_taken
+        preferred_taken |= preferred
+        out.append(FeedAccount(a.pk, a.name, a.ws_url, a.host_url, key, preferred, a.latency_ms))
+    return out
+
+
+def rest_quotes(account: FeedAccount, keys: list[str]) -> dict[str, dict]:
+    """REST fallback: one `multiquotes` call for up to 50 instruments."""
+    client = client_for(account.host_url, account.api_key, settings.OPENALGO_TIMEOUT)
+    res = client.call("multiquotes", symbols=[protocol.split(k) for k in keys])
+    out = {}
+    if res.ok:
+        for row in res.body.get("results", []):
+            if isinstance(row, dict) and isinstance(row.get("data"), dict):
+                out[f"{row.get('exchange')}:{row.get('symbol')}"] = row["data"]
+    return out

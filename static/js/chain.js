@@ -1,0 +1,112 @@
+// Option chain: live cells from the market-data WebSocket, stale marking, PCR, depth on click.
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-chain]");
+  if (!root) return;
+  var maxAgeMs = Number(root.dataset.maxAge || 10) * 1000;
+  var live = document.querySelector("[data-live]");
+  var cells = {};  // key -> {field: [td]}
+  root.querySelectorAll("[data-k]").forEach(function (td) {
+    var k = td.dataset.k;
+    (cells[k] = cells[k] || {});
+    (cells[k][td.dataset.f] = cells[k][td.dataset.f] || []).push(td);
+  });
+  var spotKey = root.dataset.spotKey;
+  var last = {};   // key -> last record
+  var seen = {};   // key -> time the record was received (ms)
+  var fmt = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var n0 = new Intl.NumberFormat("en-IN");
+  function set(k, f, text, cls) {
+    (cells[k] && cells[k][f] || []).forEach(function (td) {
+      if (td.textContent !== text) {
+        td.textContent = text;
+        if (cls) { td.classList.remove("flash-up", "flash-down"); void td.offsetWidth; td.classList.add(cls); }
+      }
+    });
+  }
+  function money(v) { return (v === undefined || v === null) ? "—" : fmt.format(v); }
+  function apply(m) {
+    var k = m.key, prev = last[k];
+    last[k] = m;
+    seen[k] = m.stale ? 0 : Date.now();
+    if (k === spotKey) {
+      var s = document.querySelector("[data-spot]");
+      if (s) s.textContent = money(m.ltp);
+      return;
+    }
+    var dir = prev && m.ltp > prev.ltp ? "flash-up" : (prev && m.ltp < prev.ltp ? "flash-down" : null);
+    set(k, "ltp", money(m.ltp), dir);
+    if (m.change !== undefined) set(k, "change", (m.change > 0 ? "+" : "") + fmt.format(m.change));
+    if (m.bid !== undefined) set(k, "bidq", money(m.bid) + " (" + n0.format(m.bid_qty || 0) + ")");
+    if (m.ask !== undefined) set(k, "askq", money(m.ask) + " (" + n0.format(m.ask_qty || 0) + ")");
+    if (m.bid !== undefined && m.ask !== undefined) set(k, "spread", fmt.format(m.ask - m.bid));
+    if (m.volume !== undefined) set(k, "volume", n0.format(m.volume));
+    if (m.oi !== undefined) set(k, "oi", n0.format(m.oi));
+    if (depthKey === k) showDepth(k);
+    markStale();
+  }
+  function markStale() {
+    var now = Date.now();
+    Object.keys(cells).forEach(function (k) {
+      var stale = !seen[k] || now - seen[k] > maxAgeMs;
+      (cells[k].ltp || []).forEach(function (td) { td.classList.toggle("stale", stale); });
+    });
+    var ce = 0, pe = 0;
+    Object.keys(last).forEach(function (k) {
+      if (k.slice(-2) === "CE") ce += last[k].oi || 0;
+      if (k.slice(-2) === "PE") pe += last[k].oi || 0;
+    });
+    var pcr = document.querySelector("[data-pcr]");
+    if (pcr && ce > 0) pcr.textContent = (pe / ce).toFixed(2);
+  }
+  setInterval(markStale, 1000);
+
+  var depthKey = null, panel = document.querySelector("[data-depth-panel]");
+  function showDepth(k) {
+    var rows = document.querySelector("[data-depth-rows]");
+    var d = last[k] && last[k].depth;
+    document.querySelector("[data-depth-title]").textContent = "Depth · " + k.split(":")[1];
+    if (!d) { rows.innerHTML = "<tr><td colspan='4'>Waiting for the next tick…</td></tr>"; return; }
+    var html = "";
+    for (var i = 0; i < 5; i++) {
+      var b = d.buy[i] || [null, null], a = d.sell[i] || [null, null];
+      html += "<tr><td class='num pos'>" + money(b[0]) + "</td><td class='num'>" + (b[1] === null ? "" : n0.format(b[1])) +
+        "</td><td class='num neg'>" + money(a[0]) + "</td><td class='num'>" + (a[1] === null ? "" : n0.format(a[1])) + "</td></tr>";
+    }
+    rows.innerHTML = html;
+  }
+  root.addEventListener("click", function (ev) {
+    var td = ev.target.closest("[data-depth]");
+    if (!td) return;
+    depthKey = td.dataset.depth;
+    panel.classList.remove("hidden");
+    showDepth(depthKey);
+  });
+  var closeBtn = document.querySelector("[data-depth-close]");
+  if (closeBtn) closeBtn.addEventListener("click", function () { panel.classList.add("hidden"); depthKey = null; });
+
+  var retry = 1000, hb = null;
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(proto + location.host + root.dataset.ws);
+    ws.onopen = function () {
+      retry = 1000;
+      var symbols = Object.keys(cells).map(function (k) { return { key: k, mode: 3 }; });
+      symbols.push({ key: spotKey, mode: 1 });
+      ws.send(JSON.stringify({ action: "watch", symbols: symbols }));
+      hb = setInterval(function () { ws.send(JSON.stringify({ action: "heartbeat" })); }, 60000);
+      if (live) live.textContent = "live";
+    };
+    ws.onmessage = function (ev) {
+      var m = JSON.parse(ev.data);
+      if (m.type === "price") apply(m);
+    };
+    ws.onclose = function () {
+      if (hb) clearInterval(hb);
+      if (live) live.textContent = "reconnecting…";
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  connect();
+})();
