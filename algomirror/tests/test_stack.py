@@ -161,6 +161,44 @@ def test_browser_first_admin_adds_three_paper_accounts_and_sees_live_cash(stack)
     assert not [e for e in errors if "Content Security Policy" in e], errors
 
 
+def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    base = stack["url"]
+    sim = json.loads(Path(stack["env"]["BROKERSIM_ACCOUNTS_FILE"]).read_text())[0]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(f"{base}/auth/login/")
+        page.fill("input[name=login]", "owner")
+        page.fill("input[name=password]", "Very-long-passphrase-42")
+        page.click("form button[type=submit]")
+        page.goto(f"{base}/marketdata/chain/?underlying=NIFTY&strikes=10")
+        expect(page.locator("[data-live]")).to_have_text("live")
+        expect(page.locator("td[data-f=ltp]")).to_have_count(42)
+        spot = page.locator("[data-spot]")
+        atm_ce = page.locator("tr.atm-row td[data-f=ltp]").first
+        expect(atm_ce).not_to_have_class(re.compile(r"\bstale\b"), timeout=15000)  # live ticks arrived
+        before_spot, before_ce = spot.inner_text(), atm_ce.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "08-option-chain.png"), full_page=True)
+        httpx.post(f"{sim['host']}/_sim/market", json={"paused": True}, timeout=5)
+        httpx.post(f"{sim['host']}/_sim/price", json={"underlying": "NIFTY", "move_pct": 1.0}, timeout=5)
+        expect(spot).not_to_have_text(before_spot, timeout=5000)
+        expect(atm_ce).not_to_have_text(before_ce, timeout=5000)
+        after = float(spot.inner_text().replace(",", ""))
+        assert after > float(before_spot.replace(",", "")) * 1.005
+        page.locator("tr.atm-row td[data-f=ltp]").first.click()
+        expect(page.locator("[data-depth-rows] tr")).to_have_count(5, timeout=5000)
+        page.screenshot(path=str(ARTIFACTS / "09-option-chain-moved-depth.png"), full_page=True)
+        httpx.post(f"{sim['host']}/_sim/market", json={"paused": False}, timeout=5)
+        page.goto(f"{base}/marketdata/feed/")
+        expect(page.locator('[data-s="state"]')).to_have_text("ws", timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / "10-feed-monitor.png"), full_page=True)
+        browser.close()
+
+
 def test_registration_is_closed_and_login_reaches_the_dashboard(stack):
     base = stack["url"]
     with httpx.Client(base_url=base, follow_redirects=True, timeout=20) as c:
