@@ -11,9 +11,12 @@ import asyncio
 import json
 import logging
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
+
+from .instruments import hash_symbol
 
 if TYPE_CHECKING:
     from .server import Instance
@@ -24,6 +27,12 @@ PING_INTERVAL = 20.0
 MAX_BUFFER = 8 * 1024 * 1024
 MODE_LABELS = {1: "LTP", 2: "Quote", 3: "Depth"}
 MODE_BY_NAME = {"ltp": 1, "quote": 2, "depth": 3}
+
+
+@lru_cache(maxsize=65536)
+def slot_of(symbol: str, slots: int) -> int:
+    """The phase slot in which a symbol's frames are sent (stable per symbol)."""
+    return hash_symbol(symbol) % slots
 
 
 def ws_frame(payload: bytes) -> bytes:
@@ -96,7 +105,7 @@ class Feed:
             keys.update(c.subs)
         return keys
 
-    def broadcast(self, data_for) -> int:
+    def broadcast(self, data_for, slot: int = 0, slots: int = 1) -> int:
         """Send this tick's data to every subscriber; returns the number of frames written.
 
         `data_for(symbol, exchange, mode, price_fault)` returns the pre-encoded `data` JSON,
@@ -111,6 +120,8 @@ class Feed:
                 continue
             parts = []
             for (symbol, exchange), modes in c.subs.items():
+                if slots > 1 and slot_of(symbol, slots) != slot:
+                    continue
                 data = data_for(symbol, exchange, max(modes), self.price_fault)
                 if data is None:
                     continue
@@ -366,6 +377,22 @@ class Feed:
         if "request_id" in msg:
             reply["request_id"] = msg["request_id"]
         await c.send(reply)
+
+
+def ltp_data(symbol: str, exchange: str, ltp: float, ts_ms: int, fault: str | None, stamp_ms: int | None) -> bytes:
+    """An LTP-mode `data` object without building a full quote (the hot path for LTP subscribers)."""
+    if fault == "zero":
+        ltp = 0.0
+    elif fault == "nan":
+        ltp = math.nan
+    stamp = ts_ms if stamp_ms is None else stamp_ms
+    return b'{"symbol":"%s","exchange":"%s","mode":1,"ltp":%s,"ltt":%d,"timestamp":%d}' % (
+        symbol.encode(),
+        exchange.encode(),
+        json.dumps(ltp).encode(),
+        ts_ms,
+        stamp,
+    )
 
 
 def tick_data(q, mode: int, fault: str | None, stamp_ms: int | None = None) -> bytes:

@@ -109,6 +109,7 @@ class Market:
         self.bars: dict[str, list[list[float]]] = {}
         self.stats: dict[str, DayStats] = {}
         self._cache: dict[tuple[str, str], Quote] = {}
+        self._ltp_cache: dict[tuple[str, str, str], float] = {}
         self.history_days = history_days
         self._generate_past(history_days)
         self._ts_ms = int(self.start.timestamp() * 1000)
@@ -197,6 +198,7 @@ class Market:
 
     def _after_move(self) -> None:
         self._cache.clear()
+        self._ltp_cache.clear()
         today = self.today
         minute = (self._ts_ms // 60000) * 60
         for n, spot in self.spots.items():
@@ -244,6 +246,7 @@ class Market:
         else:
             self.overrides.pop((inst.symbol, inst.exchange), None)
             self._cache.clear()
+            self._ltp_cache.clear()
             self.overrides[(inst.symbol, inst.exchange)] = ltp - self._model_price(
                 inst, self.spots[inst.underlying.name]
             )
@@ -278,7 +281,15 @@ class Market:
         return price if inst.kind in ("index", "equity") else max(price, inst.tick_size)
 
     def ltp(self, inst: ins.Instrument) -> float:
-        return self.quote(inst).ltp
+        """The last price alone: cheaper than a full quote (no day range, depth or volume)."""
+        q = self._cache.get((inst.symbol, inst.exchange))
+        if q is not None:
+            return q.ltp
+        key = (inst.symbol, inst.exchange, "ltp")
+        p = self._ltp_cache.get(key)
+        if p is None:
+            p = self._ltp_cache[key] = self.price_at(inst, self.spots[inst.underlying.name])
+        return p
 
     def quote(self, inst: ins.Instrument) -> Quote:
         key = (inst.symbol, inst.exchange)

@@ -24,7 +24,7 @@ from . import instruments as ins
 from . import pricing, wire
 from . import schemas as sc
 from .engine import Account, Holding, Order, OrderError
-from .feed import Feed, tick_data
+from .feed import Feed, ltp_data, tick_data
 from .market import INTERVAL_SECONDS, Market
 from .ratelimit import MovingWindow
 
@@ -84,6 +84,7 @@ FAULT_KINDS = {
     "late_average_price",
 }
 OFFSET_ERROR = "Offset must be ATM, ITM1-ITM50, or OTM1-OTM50"
+SEND_SLOTS = 10  # phases per tick interval in which instruments' frames are sent
 
 
 class Reply(Exception):
@@ -271,29 +272,42 @@ class Simulator:
             d = cache.get(key)
             if d is None:
                 inst = market.lookup(symbol, exchange)
-                d = cache[key] = tick_data(market.quote(inst), mode, fault, stamp)
+                if mode == 1:
+                    d = ltp_data(symbol, exchange, market.ltp(inst), market.ts_ms, fault, stamp)
+                else:
+                    d = tick_data(market.quote(inst), mode, fault, stamp)
+                cache[key] = d
             return d
 
         return data_for
 
-    def tick(self) -> bool:
+    def tick(self, slot: int = 0, slots: int = 1) -> bool:
+        """Advance the market one step and send slot 0's share of it (all of it when slots == 1)."""
         if not self.market.step():
             return False
         if self.record_file:
             self.record_file.write(self.market.record_line() + "\n")
-        data_for = self._data_cache()
         for inst in self.instances:
             inst.account.on_tick()
-            self.ticks_delivered += inst.feed.broadcast(data_for)
+        self.send(slot, slots)
         return True
 
+    def send(self, slot: int, slots: int) -> None:
+        data_for = self._data_cache()
+        for inst in self.instances:
+            self.ticks_delivered += inst.feed.broadcast(data_for, slot, slots)
+
     async def run_ticks(self) -> None:
+        """Market steps every 1/tick_rate s. Each instrument's frames go out in its own phase slot
+        of that interval (like a real feed, where symbols tick independently), not all at once:
+        a synchronised burst of every symbol would measure queueing, not the pipeline."""
         loop = asyncio.get_running_loop()
+        slots = 1 if self.fast else SEND_SLOTS
         next_at = loop.time()
         n = 0
         while self.max_ticks is None or n < self.max_ticks:
             try:
-                if not self.tick():
+                if not self.tick(0, slots):
                     break
             except Exception:  # a bug in one tick must not kill the market
                 log.exception("tick failed")
@@ -301,6 +315,9 @@ class Simulator:
             if self.fast:
                 await asyncio.sleep(0)
                 continue
+            for k in range(1, slots):
+                await asyncio.sleep(max(next_at + k * self.market.dt / slots - loop.time(), 0))
+                self.send(k, slots)
             next_at += self.market.dt
             delay = next_at - loop.time()
             if delay < -1.0:  # far behind (machine paused): skip ahead instead of bursting

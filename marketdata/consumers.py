@@ -3,6 +3,8 @@ register the interest with the feed (expiring without heartbeats). Push only."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 from asgiref.sync import sync_to_async
@@ -22,6 +24,8 @@ class MarketDataConsumer(AsyncJsonWebsocketConsumer):
             return
         self.owner = f"page:{self.channel_name}"
         self.watching: set[str] = set()
+        self._outbox: list[dict] = []
+        self._flush_scheduled = False
         await self.accept()
 
     async def disconnect(self, code):
@@ -66,5 +70,24 @@ class MarketDataConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "price", "key": key, "stale": stale, **rec})
         await self.send_json({"type": "watching", "count": len(keys)})
 
+    async def dispatch(self, message):
+        # Channels closes stale DB connections (a thread hop) before every handler; price
+        # updates never touch the database and arrive thousands a second, so skip that for them.
+        if message.get("type") == "price.update":
+            await self.price_update(message)
+        else:
+            await super().dispatch(message)
+
     async def price_update(self, event):
-        await self.send_json({"type": "price", "stale": False, **{k: v for k, v in event.items() if k != "type"}})
+        # Updates that arrive together (the feed publishes a tick's prices as one burst) leave in
+        # one WebSocket frame: {"type": "prices", "items": [...]}.
+        self._outbox.append({"type": "price", "stale": False, **{k: v for k, v in event.items() if k != "type"}})
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+
+    async def _flush(self) -> None:
+        items, self._outbox = self._outbox, []
+        self._flush_scheduled = False
+        if items:
+            await self.send(text_data=json.dumps({"type": "prices", "items": items}, separators=(",", ":")))

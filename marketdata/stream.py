@@ -92,6 +92,7 @@ class FeedEngine:
         clock: Callable[[], float] = time.time,
     ):
         self.redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis_bytes = aioredis.Redis.from_url(redis_url)  # channel-layer payloads are msgpack bytes
         self.load_accounts = load_accounts
         self.market_open = market_open
         self.layer = channel_layer
@@ -162,6 +163,7 @@ class FeedEngine:
                 log.error("feed: lost the lock (another feed holds it now); waiting to take it back")
                 self.state = "waiting_for_lock"
         await self.redis.aclose()
+        await self.redis_bytes.aclose()
 
     async def _acquire(self, stop: asyncio.Event) -> bool:
         """Wait until this process holds the feed lock. A second feed waits here, connected to nothing."""
@@ -401,7 +403,10 @@ class FeedEngine:
         if key in self._pending_pub:
             self._pending_pub[key] = rec  # a send is already scheduled: it will carry the newest
             return
-        wait = self.min_interval - (now - last)
+        # A tick is passed on at once if the last send is at least 3/4 of the interval old: with a
+        # strict gap, ticks arriving at the same rate as the gap queue up behind their own jitter
+        # (measured: p50 +180 ms at 5 ticks/s), while 3/4 still caps a busy symbol near 1/interval.
+        wait = self.min_interval * 0.75 - (now - last)
         if wait <= 0:
             self._last_pub[key] = now
             self._pub_queue.put_nowait((key, rec))
@@ -416,15 +421,23 @@ class FeedEngine:
             self._pub_queue.put_nowait((key, rec))
 
     async def _publisher(self) -> None:
-        if self.layer is None:
-            while True:
-                await self._pub_queue.get()
+        """Everything queued since the last wake-up goes out in one Redis pipeline: a PUBLISH per
+        message, in the channel layer's own wire format (see store.group_publish_args)."""
+        queue = self._pub_queue
         while True:
-            key, rec = await self._pub_queue.get()
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            if self.layer is None:
+                continue
             try:
-                await self.layer.group_send(store.group_name(key), {"type": "price.update", "key": key, **rec})
+                async with self.redis_bytes.pipeline(transaction=False) as p:
+                    for key, rec in batch:
+                        p.publish(*store.group_publish_args(self.layer, key, {"type": "price.update", "key": key,
+                                                                               **rec}))
+                    await p.execute()
             except Exception:  # a Redis hiccup must not kill the feed
-                log.exception("feed: publishing %s failed", key)
+                log.exception("feed: publishing %d prices failed", len(batch))
 
     # ================================================================ REST fallback
     async def _rest_loop(self, lost: asyncio.Event) -> None:

@@ -44,7 +44,7 @@ async def test_watch_registers_interest_streams_prices_and_cleans_up(alice):
     await get_channel_layer().group_send(
         store.group_name("NSE:SBIN"), {"type": "price.update", "key": "NSE:SBIN", "ltp": 901.0, "ts": 2}
     )
-    live = await c.receive_json_from(timeout=5)
+    live = (await c.receive_json_from(timeout=5))["items"][0]
     assert (live["key"], live["ltp"], live["stale"]) == ("NSE:SBIN", 901.0, False)
     await c.send_json_to({"action": "heartbeat"})
     assert (await c.receive_json_from(timeout=5))["type"] == "heartbeat"
@@ -109,3 +109,27 @@ def test_calendar_page_is_admin_only_and_validates(client, alice, django_user_mo
     )
     assert "must end after it starts" in r.content.decode()
     assert not SpecialTradingSession.objects.filter(date="2026-11-08").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pipelined_publish_is_what_the_channel_layer_delivers(alice):
+    """The feed pipelines PUBLISHes itself; a consumer must receive them exactly like group_send."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    layer = get_channel_layer()
+    c = communicator(alice)
+    assert (await c.connect())[0]
+    await c.send_json_to({"action": "watch", "symbols": ["NSE:INFY"]})
+    while (await c.receive_json_from(timeout=5))["type"] != "watching":
+        pass
+    r = aioredis.Redis.from_url(settings.REDIS_URL)
+    channel, payload = store.group_publish_args(layer, "NSE:INFY", {"type": "price.update", "key": "NSE:INFY",
+                                                                     "ltp": 1550.5, "ts": 3})
+    assert channel == layer._get_layer()._get_group_channel_name(store.group_name("NSE:INFY"))
+    await r.publish(channel, payload)
+    msg = (await c.receive_json_from(timeout=5))["items"][0]
+    assert (msg["key"], msg["ltp"]) == ("NSE:INFY", 1550.5)
+    await r.aclose()
+    await c.disconnect()
+    await sync_to_async(connections.close_all)()

@@ -100,6 +100,7 @@
     ws.onmessage = function (ev) {
       var m = JSON.parse(ev.data);
       if (m.type === "price") apply(m);
+      else if (m.type === "prices") m.items.forEach(apply);
     };
     ws.onclose = function () {
       if (hb) clearInterval(hb);
