@@ -15,6 +15,8 @@ PYTHON := $(shell \
   done)
 endif
 VENV := .venv
+PG_URL ?= postgres://postgres@127.0.0.1:5432/algomirror
+SQLITE_URL ?= sqlite:///$(CURDIR)/var/test-instance/algomirror.sqlite3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -61,19 +63,18 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-PG_URL ?= postgres://postgres@127.0.0.1:5432/algomirror
-SQLITE_URL ?= sqlite:///$(CURDIR)/var/test-instance/algomirror.sqlite3
-
 # brokersim's suite once (Django-free); the Django suite on PostgreSQL, then on SQLite
 # (the whole-stack tests run once: `make run` always uses the embedded SQLite).
 test: $(STAMP) services browser lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest brokersim
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest accounts algomirror
-	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest accounts algomirror -m "not stack"
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest accounts marketdata algomirror
+	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest accounts marketdata algomirror -m "not stack"
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(PY) bench/brokersim_bench.py
+	$(PY) bench/feed_bench.py
+	DATABASE_URL=$(PG_URL) $(PY) bench/feed_failover_bench.py --trials 20
 
 run: $(STAMP)
 	@exec $(PY) -m algomirror.launcher

@@ -113,8 +113,14 @@ async def clients(url: str, cookie: str, keys: list[str], seconds: float, warmup
     def pick(values: list[float], p: float) -> float:
         return values[min(int(len(values) * p), len(values) - 1)] if values else float("nan")
 
-    return {"messages_per_s": count / elapsed, "p50": pick(lat, 0.5), "p99": pick(lat, 0.99), "n": len(lat),
-            "feed_p50": pick(to_feed, 0.5), "feed_p99": pick(to_feed, 0.99)}
+    return {
+        "messages_per_s": count / elapsed,
+        "p50": pick(lat, 0.5),
+        "p99": pick(lat, 0.99),
+        "n": len(lat),
+        "feed_p50": pick(to_feed, 0.5),
+        "feed_p99": pick(to_feed, 0.99),
+    }
 
 
 def main() -> None:
@@ -216,8 +222,10 @@ def main() -> None:
     print(f"messages delivered to clients    {res['messages_per_s']:,.0f}/s")
     print(f"tick-to-client latency           p50 {res['p50']:.1f} ms  p99 {res['p99']:.1f} ms  (n={res['n']})")
     print(f"  of which brokersim → feed      p50 {res['feed_p50']:.1f} ms  p99 {res['feed_p99']:.1f} ms")
-    print(f"brokersim CPU                    {res['sim_cpu'] * 100:.0f}% of one core; this client "
-          f"{res['client_cpu'] * 100:.0f}%")
+    print(
+        f"brokersim CPU                    {res['sim_cpu'] * 100:.0f}% of one core; this client "
+        f"{res['client_cpu'] * 100:.0f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -433,8 +433,9 @@ class FeedEngine:
             try:
                 async with self.redis_bytes.pipeline(transaction=False) as p:
                     for key, rec in batch:
-                        p.publish(*store.group_publish_args(self.layer, key, {"type": "price.update", "key": key,
-                                                                               **rec}))
+                        p.publish(
+                            *store.group_publish_args(self.layer, key, {"type": "price.update", "key": key, **rec})
+                        )
                     await p.execute()
             except Exception:  # a Redis hiccup must not kill the feed
                 log.exception("feed: publishing %d prices failed", len(batch))

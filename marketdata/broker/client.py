@@ -51,8 +51,9 @@ class BrokerSocket:
         try:
             # Pure-Python UTF-8 validation of every frame cost ~10% of the feed's CPU; JSON parsing
             # rejects malformed text anyway.
-            ws = websocket.create_connection(self.url, timeout=self._timeout, enable_multithread=True,
-                                             skip_utf8_validation=True)
+            ws = websocket.create_connection(
+                self.url, timeout=self._timeout, enable_multithread=True, skip_utf8_validation=True
+            )
         except (OSError, websocket.WebSocketException) as e:
             raise ConnectError(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from None
         try:

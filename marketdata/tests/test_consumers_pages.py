@@ -124,8 +124,9 @@ async def test_pipelined_publish_is_what_the_channel_layer_delivers(alice):
     while (await c.receive_json_from(timeout=5))["type"] != "watching":
         pass
     r = aioredis.Redis.from_url(settings.REDIS_URL)
-    channel, payload = store.group_publish_args(layer, "NSE:INFY", {"type": "price.update", "key": "NSE:INFY",
-                                                                     "ltp": 1550.5, "ts": 3})
+    channel, payload = store.group_publish_args(
+        layer, "NSE:INFY", {"type": "price.update", "key": "NSE:INFY", "ltp": 1550.5, "ts": 3}
+    )
     assert channel == layer._get_layer()._get_group_channel_name(store.group_name("NSE:INFY"))
     await r.publish(channel, payload)
     msg = (await c.receive_json_from(timeout=5))["items"][0]
