@@ -89,9 +89,10 @@ def interest_set(owner: str, keys: dict[str, int], *, ttl: float | None = None, 
         p.execute()
 
 
-def interest_touch(owner: str, *, ttl: float, now: float | None = None) -> bool:
+def interest_touch(owner: str, *, ttl: float, now: float | None = None) -> None:
+    """A heartbeat: push the owner's expiry out (only if it still exists)."""
     now = time.time() if now is None else now
-    return bool(client().zadd(OWNERS, {owner: now + ttl}, xx=True, ch=True) or client().zscore(OWNERS, owner))
+    client().zadd(OWNERS, {owner: now + ttl}, xx=True)
 
 
 def interest_clear(owner: str) -> None:

@@ -121,6 +121,7 @@ class FeedEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_scheduled = False
         self._market_open_cache = (0.0, True)
+        self._accounts_cache: tuple[float, list[FeedAccount]] = (0.0, [])
         self._write = self.redis.register_script(_FENCED_WRITE)
         self._renew = self.redis.register_script(_RENEW)
 
@@ -218,9 +219,17 @@ class FeedEngine:
     def _backoff(self, account_id: int) -> Backoff:
         return self.backoff.setdefault(account_id, Backoff())
 
+    async def _accounts(self) -> list[FeedAccount]:
+        """The accounts the feed may use, re-read from the database at most every 2 s."""
+        at, cached = self._accounts_cache
+        if time.monotonic() - at > 2.0:
+            cached = await self.load_accounts()
+            self._accounts_cache = (time.monotonic(), cached)
+        return cached
+
     async def _establish(self, skip_same: bool = False) -> None:
         reason = self.drop_reason or "start"
-        accounts = await self.load_accounts()
+        accounts = await self._accounts()
         if not accounts:
             if self.state != "no_accounts":
                 self.state = "no_accounts"
@@ -230,17 +239,19 @@ class FeedEngine:
         now = time.monotonic()
         previous = self.account
         order = sorted(accounts, key=lambda a: (not a.preferred, a.latency_ms is None, a.latency_ms or 0, a.id))
+        if self.state == "rest" and not any(self._backoff(a.id).ready(now) for a in order):
+            await asyncio.sleep(0.25)  # polling REST; no WebSocket retry is due yet
+            return
         if previous is not None and not skip_same:
             same = next((a for a in order if a.id == previous.id), None)
             if same is not None and await self._connect(same, reason=f"reconnect after {reason}"):
                 return
             if same is not None:
                 self._backoff(same.id).fail(now)
-        for acc in order:
-            if skip_same and previous is not None and acc.id == previous.id:
-                continue
-            if not self._backoff(acc.id).ready(now) and acc is not order[-1]:
-                continue
+        candidates = [a for a in order if not (skip_same and previous is not None and a.id == previous.id)]
+        # Accounts in backoff wait their turn, unless every account is in backoff.
+        ready = [a for a in candidates if self._backoff(a.id).ready(now)] or candidates[:1]
+        for acc in ready:
             if await self._connect(acc, reason=f"failover after {reason}" if previous else reason):
                 return
             self._backoff(acc.id).fail(time.monotonic())
@@ -256,7 +267,7 @@ class FeedEngine:
             acc.ws_url,
             acc.api_key,
             on_frames=self._frames_arrived,
-            on_closed=lambda why, s=None: self._socket_closed(why),
+            on_closed=lambda why: self._socket_closed(why, sock),
         )
         try:
             await asyncio.to_thread(sock.connect)
@@ -264,7 +275,6 @@ class FeedEngine:
             await self._event("connect_failed", account=acc, reason=str(e))
             return False
         self._close_socket()
-        sock._on_closed = lambda why, s=sock: self._socket_closed(why, s)
         self.sock, self.account = sock, acc
         self.connected_at = time.monotonic()
         self.subscribed = {}
@@ -277,10 +287,7 @@ class FeedEngine:
         return True
 
     async def _maybe_switch_back(self, now: float) -> None:
-        accounts = await self.load_accounts() if now - getattr(self, "_last_pref_check", 0) > 1 else []
-        if not accounts:
-            return
-        self._last_pref_check = now
+        accounts = await self._accounts()
         preferred = next((a for a in accounts if a.preferred), None)
         if preferred is None or preferred.id == self.account.id or not self._backoff(preferred.id).ready(now):
             return
@@ -447,7 +454,7 @@ class FeedEngine:
             await asyncio.sleep(REST_INTERVAL)
             if self.state != "rest" or self.rest_poll is None:
                 continue
-            accounts = await self.load_accounts()
+            accounts = await self._accounts()
             keys = list(self.wanted)
             if not accounts or not keys:
                 continue
