@@ -181,14 +181,15 @@ def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
         spot = page.locator("[data-spot]")
         atm_ce = page.locator("tr.atm-row td[data-f=ltp]").first
         expect(atm_ce).not_to_have_class(re.compile(r"\bstale\b"), timeout=15000)  # live ticks arrived
-        before_spot, before_ce = spot.inner_text(), atm_ce.inner_text()
         page.screenshot(path=str(ARTIFACTS / "08-option-chain.png"), full_page=True)
         httpx.post(f"{sim['host']}/_sim/market", json={"paused": True}, timeout=5)
+        page.wait_for_timeout(1000)  # let ticks already in flight land
+        before_spot, before_ce = float(spot.inner_text().replace(",", "")), atm_ce.inner_text()
         httpx.post(f"{sim['host']}/_sim/price", json={"underlying": "NIFTY", "move_pct": 1.0}, timeout=5)
-        expect(spot).not_to_have_text(before_spot, timeout=5000)
+        page.wait_for_function(
+            "([el, v]) => parseFloat(el.textContent.replace(/,/g, '')) > v",
+            arg=[spot.element_handle(), before_spot * 1.009], timeout=5000)
         expect(atm_ce).not_to_have_text(before_ce, timeout=5000)
-        after = float(spot.inner_text().replace(",", ""))
-        assert after > float(before_spot.replace(",", "")) * 1.005
         page.locator("tr.atm-row td[data-f=ltp]").first.click()
         expect(page.locator("[data-depth-rows] tr")).to_have_count(5, timeout=5000)
         page.screenshot(path=str(ARTIFACTS / "09-option-chain-moved-depth.png"), full_page=True)
@@ -196,6 +197,10 @@ def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
         page.goto(f"{base}/marketdata/feed/")
         expect(page.locator('[data-s="state"]')).to_have_text("ws", timeout=10000)
         page.screenshot(path=str(ARTIFACTS / "10-feed-monitor.png"), full_page=True)
+        page.goto(f"{base}/marketdata/calendar/")
+        expect(page.locator("h1")).to_have_text("Trading calendar")
+        expect(page.locator("text=Prakash Gurpurb Sri Guru Nanak Dev").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "11-trading-calendar.png"), full_page=True)
         browser.close()
 
 
