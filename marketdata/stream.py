@@ -452,8 +452,8 @@ class FeedEngine:
         turn = 0
         while True:
             await asyncio.sleep(REST_INTERVAL)
-            if self.state != "rest" or self.rest_poll is None:
-                continue
+            if self.state != "rest" or self.rest_poll is None or not await self._market_is_open():
+                continue  # no REST polling of brokers outside market hours
             accounts = await self._accounts()
             keys = list(self.wanted)
             if not accounts or not keys:
