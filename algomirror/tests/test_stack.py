@@ -188,8 +188,14 @@ def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
         httpx.post(f"{sim['host']}/_sim/price", json={"underlying": "NIFTY", "move_pct": 1.0}, timeout=5)
         page.wait_for_function(
             "([el, v]) => parseFloat(el.textContent.replace(/,/g, '')) > v",
-            arg=[spot.element_handle(), before_spot * 1.009], timeout=5000)
+            arg=[spot.element_handle(), before_spot * 1.009],
+            timeout=5000,
+        )
         expect(atm_ce).not_to_have_text(before_ce, timeout=5000)
+        # A 1 % move shifts the ATM strike by several steps: the highlight follows the spot.
+        atm_now = int(page.locator("[data-atm]").inner_text())
+        assert abs(atm_now - before_spot * 1.01) <= 25
+        expect(page.locator("tr.atm-row")).to_have_attribute("data-strike", str(atm_now))
         page.locator("tr.atm-row td[data-f=ltp]").first.click()
         expect(page.locator("[data-depth-rows] tr")).to_have_count(5, timeout=5000)
         page.screenshot(path=str(ARTIFACTS / "09-option-chain-moved-depth.png"), full_page=True)

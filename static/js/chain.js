@@ -32,6 +32,7 @@
     if (k === spotKey) {
       var s = document.querySelector("[data-spot]");
       if (s) s.textContent = money(m.ltp);
+      moveAtm(m.ltp);
       return;
     }
     var dir = prev && m.ltp > prev.ltp ? "flash-up" : (prev && m.ltp < prev.ltp ? "flash-down" : null);
@@ -60,6 +61,27 @@
     if (pcr && ce > 0) pcr.textContent = (pe / ce).toFixed(2);
   }
   setInterval(markStale, 1000);
+
+  // The ATM row and the ITM tint follow the live spot, not the page-load snapshot.
+  var rows = Array.prototype.slice.call(root.querySelectorAll("tbody tr"));
+  function moveAtm(spotPrice) {
+    var best = null, bestDist = Infinity;
+    rows.forEach(function (tr) {
+      var k = Number(tr.dataset.strike), d = Math.abs(k - spotPrice);
+      if (d < bestDist) { best = tr; bestDist = d; }
+    });
+    if (!best) return;
+    var atm = Number(best.dataset.strike);
+    var label = document.querySelector("[data-atm]");
+    if (label) label.textContent = String(atm);
+    rows.forEach(function (tr) {
+      var k = Number(tr.dataset.strike);
+      tr.classList.toggle("atm-row", tr === best);
+      tr.querySelectorAll("td.ltp").forEach(function (td, i) {
+        td.classList.toggle("itm", i === 0 ? k < atm : k > atm);  // calls ITM below, puts above
+      });
+    });
+  }
 
   var depthKey = null, panel = document.querySelector("[data-depth-panel]");
   function showDepth(k) {
