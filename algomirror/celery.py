@@ -23,4 +23,6 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("HEALTH_BEAT_SECONDS", "30")),
         "options": {"expires": 25},
     },
+    # Orders left "sending" by a dead worker, or unknown ones whose reconcile task was lost.
+    "orders-sweep": {"task": "trading.tasks.orders_sweep_task", "schedule": 10.0, "options": {"expires": 9}},
 }

@@ -274,3 +274,8 @@ FEED_STALL_SECONDS = env.float("FEED_STALL_SECONDS", default=10.0)
 FEED_MIN_INTERVAL_MS = env.int("FEED_MIN_INTERVAL_MS", default=250)
 # Option-chain page sessions expire after this long without a heartbeat.
 CHAIN_SESSION_TTL = env.int("CHAIN_SESSION_TTL", default=300)
+
+# ---- Orders
+# After the client timeout plus this many seconds, a request whose outcome was unknown can no
+# longer be in flight: reconciliation may then conclude from the broker's orderbook.
+ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)

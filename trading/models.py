@@ -1,1 +1,106 @@
-"""Models arrive with this app's issue; the app exists now so the layout is whole."""
+"""Orders as intents: every order is written (with a unique idempotency key) and committed before
+it is sent, so a crash, a timeout or a redelivered task can never send it twice.
+
+Status machine (transitions are compare-and-set updates, see services.py):
+
+    pending ──claim──▶ sending ──accepted──▶ accepted ──fills──▶ complete / cancelled / rejected
+                          │──definitive reject──▶ rejected
+                          │──timeout/5xx/broken──▶ unknown ──reconcile: found──▶ accepted
+                          │                              └──reconcile: provably absent──▶ pending (resend)
+                          └──429 / never connected──▶ pending (nothing reached the broker)
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import TradingAccount
+
+
+class OrderBatch(models.Model):
+    """One user action fanned out over accounts (a manual order, a strategy leg set, a risk exit)."""
+
+    class Kind(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        STRATEGY = "strategy", "Strategy"
+        EXIT = "exit", "Exit"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.kind})"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        SENDING = "sending", "Sending"
+        ACCEPTED = "accepted", "Accepted"
+        UNKNOWN = "unknown", "Outcome unknown"
+        OPEN = "open", "Open"
+        COMPLETE = "complete", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+
+    class Action(models.TextChoices):
+        BUY = "BUY", "Buy"
+        SELL = "SELL", "Sell"
+
+    class PriceType(models.TextChoices):
+        MARKET = "MARKET", "Market"
+        LIMIT = "LIMIT", "Limit"
+        SL = "SL", "Stop-limit"
+        SL_M = "SL-M", "Stop-market"
+
+    class Product(models.TextChoices):
+        MIS = "MIS", "MIS (intraday)"
+        NRML = "NRML", "NRML (carry forward)"
+        CNC = "CNC", "CNC (delivery)"
+
+    batch = models.ForeignKey(OrderBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    account = models.ForeignKey(TradingAccount, on_delete=models.PROTECT, related_name="orders")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    symbol = models.CharField(max_length=60)
+    exchange = models.CharField(max_length=20)
+    action = models.CharField(max_length=4, choices=Action.choices)
+    quantity = models.PositiveIntegerField()
+    pricetype = models.CharField(max_length=6, choices=PriceType.choices, default=PriceType.MARKET)
+    product = models.CharField(max_length=4, choices=Product.choices, default=Product.MIS)
+    price = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    trigger_price = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    reduce_only = models.BooleanField(default=False)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    broker_orderid = models.CharField(max_length=64, null=True, blank=True)
+    broker_status = models.CharField(max_length=30, blank=True)
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "broker_orderid"],
+                condition=Q(broker_orderid__isnull=False),
+                name="one_order_per_broker_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.quantity} {self.symbol} on {self.account_id} ({self.status})"
+
+    @property
+    def tag(self) -> str:
+        """Sent to OpenAlgo as `strategy`, so the broker's books name the intent they came from."""
+        return f"am{self.pk}"

@@ -1,0 +1,278 @@
+"""Placing orders exactly once across accounts (invariants I1–I3).
+
+1. `orders_create` writes every intent (unique idempotency key) and commits before anything is
+   sent; one Celery task per account is queued on commit.
+2. `orders_send_account` claims each pending order with a compare-and-set update
+   (pending → sending), sends it, and classifies the outcome (accounts.openalgo.Outcome).
+3. An UNKNOWN outcome is never re-sent blindly: `order_reconcile` looks for the order in the
+   broker's orderbook (by our tag, else by an unclaimed matching row) once any request still in
+   flight must have ended; only an orderbook that provably lacks it sends it again. An unreadable
+   orderbook leaves it unknown. `orders_sweep` treats orders stuck in "sending" (a worker died
+   mid-send) the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts import crypto
+from accounts.models import TradingAccount
+from accounts.openalgo import Outcome, Reason, client_for, to_decimal
+
+from . import throttle
+from .models import Order, OrderBatch
+
+log = logging.getLogger(__name__)
+Status = Order.Status
+MAX_ATTEMPTS = 3
+TERMINAL = {"complete": Status.COMPLETE, "cancelled": Status.CANCELLED, "rejected": Status.REJECTED}
+
+
+class OrderRefused(Exception):
+    """The request is refused before anything is written (bad input, halted account)."""
+
+
+@dataclass(frozen=True)
+class Leg:
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    pricetype: str = "MARKET"
+    product: str = "MIS"
+    price: Decimal = Decimal("0")
+    trigger_price: Decimal = Decimal("0")
+    reduce_only: bool = False
+
+
+def _grace() -> dt.timedelta:
+    """How long after sending an outcome stays open: past the client timeout, nothing is in flight."""
+    return dt.timedelta(seconds=settings.OPENALGO_TIMEOUT + settings.ORDER_UNKNOWN_GRACE)
+
+
+# ------------------------------------------------------------------ create
+def orders_create(
+    *, user, accounts: list[TradingAccount], legs: list[Leg], kind: str = OrderBatch.Kind.MANUAL, note: str = ""
+) -> OrderBatch:
+    if not accounts or not legs:
+        raise OrderRefused("choose at least one account and one leg")
+    for a in accounts:
+        if not a.is_active:
+            raise OrderRefused(f"{a.name} is inactive")
+        if a.trading_state == TradingAccount.TradingState.HALTED and not all(leg.reduce_only for leg in legs):
+            raise OrderRefused(f"{a.name} is halted: only exits and cancels are allowed ({a.halt_reason})")
+    for leg in legs:
+        if leg.action not in ("BUY", "SELL") or leg.quantity <= 0:
+            raise OrderRefused(f"invalid leg {leg}")
+    with transaction.atomic():
+        batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200])
+        # BUY legs before SELL legs: hedges first, so a short is never naked in between.
+        ordered = sorted(enumerate(legs), key=lambda il: il[1].action != "BUY")
+        Order.objects.bulk_create(
+            [
+                Order(
+                    batch=batch,
+                    account=a,
+                    idempotency_key=f"b{batch.pk}:a{a.pk}:l{i}:g0",
+                    symbol=leg.symbol,
+                    exchange=leg.exchange,
+                    action=leg.action,
+                    quantity=leg.quantity,
+                    pricetype=leg.pricetype,
+                    product=leg.product,
+                    price=leg.price,
+                    trigger_price=leg.trigger_price,
+                    reduce_only=leg.reduce_only,
+                )
+                for a in accounts
+                for i, leg in ordered
+            ]
+        )
+        from .tasks import orders_send_task
+
+        for a in accounts:
+            transaction.on_commit(lambda pk=a.pk, b=batch.pk: orders_send_task.delay(pk, b))
+    return batch
+
+
+# ------------------------------------------------------------------ send
+def _client(account: TradingAccount):
+    return client_for(account.host_url, crypto.decrypt(account.api_key_encrypted), settings.OPENALGO_TIMEOUT)
+
+
+def _claim(order: Order) -> bool:
+    """pending → sending, exactly once whoever tries (a redelivered task finds nothing to claim)."""
+    return bool(
+        Order.objects.filter(pk=order.pk, status=Status.PENDING).update(
+            status=Status.SENDING, attempts=F("attempts") + 1, sent_at=timezone.now()
+        )
+    )
+
+
+def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list[Order]:
+    account = TradingAccount.objects.get(pk=account_id)
+    qs = Order.objects.filter(account=account, status=Status.PENDING)
+    if batch_id is not None:
+        qs = qs.filter(batch_id=batch_id)
+    sent = []
+    try:
+        client = _client(account)
+    except crypto.KeyUnreadable:
+        qs.update(status=Status.REJECTED, last_error="API key unreadable: account halted")
+        return []
+    for order in sorted(qs, key=lambda o: (o.action != "BUY", o.pk)):
+        if not _claim(order):
+            continue
+        if not throttle.acquire(account.pk):
+            Order.objects.filter(pk=order.pk, status=Status.SENDING).update(
+                status=Status.PENDING, last_error="throttled"
+            )
+            continue
+        res = client.placeorder(
+            strategy=order.tag,
+            symbol=order.symbol,
+            exchange=order.exchange,
+            action=order.action,
+            quantity=order.quantity,
+            pricetype=order.pricetype,
+            product=order.product,
+            price=order.price,
+            trigger_price=order.trigger_price,
+        )
+        _record_outcome(order, res)
+        sent.append(order)
+    return sent
+
+
+def _record_outcome(order: Order, res) -> None:
+    upd: dict = {}
+    if res.outcome is Outcome.ACCEPTED:
+        oid = str(res.body.get("orderid") or "")
+        upd = {"status": Status.ACCEPTED, "broker_orderid": oid or None, "last_error": ""}
+    elif res.outcome is Outcome.REJECTED and res.reason in (Reason.RATE_LIMITED, Reason.UNREACHABLE):
+        # Provably not executed: queue it again (bounded), never counted as a broker reject.
+        upd = {
+            "status": Status.PENDING if order.attempts < MAX_ATTEMPTS else Status.REJECTED,
+            "last_error": res.message,
+        }
+    elif res.outcome is Outcome.REJECTED:
+        upd = {"status": Status.REJECTED, "last_error": res.message[:300]}
+    else:
+        upd = {"status": Status.UNKNOWN, "last_error": f"{res.reason}: {res.message}"[:300]}
+    Order.objects.filter(pk=order.pk, status=Status.SENDING).update(**upd)
+    order.refresh_from_db()
+    if order.status == Status.UNKNOWN:
+        from .tasks import order_reconcile_task
+
+        order_reconcile_task.apply_async((order.pk,), countdown=_grace().total_seconds())
+    elif order.status == Status.PENDING:
+        from .tasks import orders_send_task
+
+        orders_send_task.apply_async((order.account_id, order.batch_id), countdown=1)
+
+
+# ------------------------------------------------------------------ reconcile
+def _book_rows(data) -> list[dict]:
+    if isinstance(data, dict):
+        data = data.get("orders", [])
+    return [r for r in data or [] if isinstance(r, dict)]
+
+
+def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
+    """Settle an order whose send outcome is unknown (or whose worker died mid-send)."""
+    now = now or timezone.now()
+    order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status not in (Status.UNKNOWN, Status.SENDING):
+        return order
+    if order.sent_at and now - order.sent_at < _grace():
+        return order  # a request may still be in flight: too early to conclude anything
+    res = _client(order.account).orderbook()
+    if not res.ok:
+        Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {res.message}"[:300])
+        return order  # unknown stays unknown: never resend on a guess
+    rows = _book_rows(res.data)
+    found = _match(order, rows)
+    with transaction.atomic():
+        if found is not None:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                status=Status.ACCEPTED, broker_orderid=str(found["orderid"]), last_error="found in the orderbook"
+            )
+        elif order.attempts < MAX_ATTEMPTS:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                status=Status.PENDING, last_error="not in the orderbook after the timeout: sending again"
+            )
+            from .tasks import orders_send_task
+
+            transaction.on_commit(lambda: orders_send_task.delay(order.account_id, order.batch_id))
+        else:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                status=Status.REJECTED, last_error=f"not executed after {order.attempts} attempts"
+            )
+    order.refresh_from_db()
+    return order
+
+
+def _match(order: Order, rows: list[dict]) -> dict | None:
+    tagged = [r for r in rows if r.get("strategy") == order.tag]
+    if tagged:
+        return tagged[0]
+    # Brokers whose orderbook carries no strategy: an identical order not already ours.
+    claimed = set(
+        Order.objects.filter(account=order.account, broker_orderid__isnull=False).values_list(
+            "broker_orderid", flat=True
+        )
+    )
+    for r in rows:
+        if (
+            str(r.get("orderid")) not in claimed
+            and r.get("symbol") == order.symbol
+            and r.get("exchange") == order.exchange
+            and str(r.get("action", "")).upper() == order.action
+            and to_decimal(r.get("quantity")) == order.quantity
+            and r.get("product") == order.product
+            and "strategy" not in r
+        ):
+            return r
+    return None
+
+
+def orders_sweep(*, now: dt.datetime | None = None) -> int:
+    """Orders left in "sending" by a worker that died, or unknown ones whose reconcile was lost."""
+    now = now or timezone.now()
+    stuck = Order.objects.filter(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - _grace())
+    n = 0
+    for pk in stuck.values_list("pk", flat=True):
+        order_reconcile(order_id=pk, now=now)
+        n += 1
+    return n
+
+
+# ------------------------------------------------------------------ fills
+def order_refresh(*, order_id: int) -> Order:
+    """Read one accepted order's status from the broker (fills, cancels, rejects)."""
+    order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status not in (Status.ACCEPTED, Status.OPEN) or not order.broker_orderid:
+        return order
+    res = _client(order.account).orderstatus(orderid=order.broker_orderid, strategy=order.tag)
+    if not res.ok or not isinstance(res.data, dict):
+        return order
+    d = res.data
+    broker_status = str(d.get("order_status", ""))
+    status = TERMINAL.get(broker_status, Status.OPEN)
+    avg = to_decimal(d.get("average_price"), None)
+    qty = int(to_decimal(d.get("filled_quantity"), Decimal(order.quantity if status == Status.COMPLETE else 0)))
+    if status == Status.COMPLETE and not avg:
+        status = Status.OPEN  # complete without a price yet (OpenAlgo's tradebook lag): look again
+    Order.objects.filter(pk=order.pk, status__in=[Status.ACCEPTED, Status.OPEN]).update(
+        status=status, broker_status=broker_status, filled_quantity=qty, average_price=avg or None
+    )
+    order.refresh_from_db()
+    return order
