@@ -23,6 +23,8 @@ app.conf.beat_schedule = {
         "schedule": float(os.environ.get("HEALTH_BEAT_SECONDS", "30")),
         "options": {"expires": 25},
     },
+    # Order status for open orders only: one request per account per second, accounts in parallel.
+    "orders-poll": {"task": "trading.tasks.orders_poll_task", "schedule": 2.0, "options": {"expires": 2}},
     # Orders left "sending" by a dead worker, or unknown ones whose reconcile task was lost.
     "orders-sweep": {"task": "trading.tasks.orders_sweep_task", "schedule": 10.0, "options": {"expires": 9}},
 }

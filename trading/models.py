@@ -38,6 +38,7 @@ class OrderBatch(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
+        SPLIT = "split", "Split into child orders"
         PENDING = "pending", "Queued"
         SENDING = "sending", "Sending"
         ACCEPTED = "accepted", "Accepted"
@@ -104,3 +105,31 @@ class Order(models.Model):
     def tag(self) -> str:
         """Sent to OpenAlgo as `strategy`, so the broker's books name the intent they came from."""
         return f"am{self.pk}"
+
+
+class Position(models.Model):
+    """Our view of one net position, built from the fills of our own orders (trading/pnl.py)."""
+
+    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="positions")
+    symbol = models.CharField(max_length=60)
+    exchange = models.CharField(max_length=20)
+    product = models.CharField(max_length=4, choices=Order.Product.choices)
+    quantity = models.IntegerField(default=0)
+    average_price = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    realized = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "symbol", "exchange", "product"], name="one_position_per_instrument"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.symbol} ({self.product}) on {self.account_id}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.exchange}:{self.symbol}"

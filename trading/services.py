@@ -40,6 +40,35 @@ class OrderRefused(Exception):
     """The request is refused before anything is written (bad input, halted account)."""
 
 
+def instrument_info(account: TradingAccount, symbol: str, exchange: str) -> dict:
+    """Lot size and freeze quantity from the broker's /symbol (cached 6 h: they change rarely)."""
+    from django.core.cache import cache
+
+    key = f"instrument:{exchange}:{symbol}"
+    info = cache.get(key)
+    if info is None:
+        res = _client(account).call("symbol", symbol=symbol, exchange=exchange)
+        if not res.ok or not isinstance(res.data, dict):
+            raise OrderRefused(f"{symbol} on {exchange}: {res.message or 'unknown instrument'}")
+        info = {
+            "lotsize": int(to_decimal(res.data.get("lotsize"), Decimal(1))),
+            "freeze_qty": int(to_decimal(res.data.get("freeze_qty"), Decimal(0))),
+        }
+        cache.set(key, info, 6 * 3600)
+    return info
+
+
+def split_quantity(quantity: int, lot: int, freeze: int) -> list[int]:
+    """Children no larger than the freeze quantity, each a whole number of lots (pure)."""
+    if freeze <= 1 or quantity <= freeze:
+        return [quantity]
+    step = max(freeze // lot, 1) * lot
+    out = [step] * (quantity // step)
+    if quantity % step:
+        out.append(quantity % step)
+    return out
+
+
 @dataclass(frozen=True)
 class Leg:
     symbol: str
@@ -72,30 +101,44 @@ def orders_create(
     for leg in legs:
         if leg.action not in ("BUY", "SELL") or leg.quantity <= 0:
             raise OrderRefused(f"invalid leg {leg}")
+    # Freeze limits are read before the transaction (network), per instrument, from the first account.
+    limits = {
+        (leg.symbol, leg.exchange): instrument_info(accounts[0], leg.symbol, leg.exchange)
+        for leg in legs
+        if leg.exchange not in ("NSE", "BSE")
+    }
     with transaction.atomic():
         batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200])
         # BUY legs before SELL legs: hedges first, so a short is never naked in between.
         ordered = sorted(enumerate(legs), key=lambda il: il[1].action != "BUY")
-        Order.objects.bulk_create(
-            [
-                Order(
-                    batch=batch,
-                    account=a,
-                    idempotency_key=f"b{batch.pk}:a{a.pk}:l{i}:g0",
-                    symbol=leg.symbol,
-                    exchange=leg.exchange,
-                    action=leg.action,
-                    quantity=leg.quantity,
-                    pricetype=leg.pricetype,
-                    product=leg.product,
-                    price=leg.price,
-                    trigger_price=leg.trigger_price,
-                    reduce_only=leg.reduce_only,
+        for a in accounts:
+            for i, leg in ordered:
+                info = limits.get((leg.symbol, leg.exchange), {"lotsize": 1, "freeze_qty": 0})
+                parts = split_quantity(leg.quantity, info["lotsize"], info["freeze_qty"])
+                common = {
+                    "batch": batch,
+                    "account": a,
+                    "symbol": leg.symbol,
+                    "exchange": leg.exchange,
+                    "action": leg.action,
+                    "pricetype": leg.pricetype,
+                    "product": leg.product,
+                    "price": leg.price,
+                    "trigger_price": leg.trigger_price,
+                    "reduce_only": leg.reduce_only,
+                }
+                key = f"b{batch.pk}:a{a.pk}:l{i}:g0"
+                if len(parts) == 1:
+                    Order.objects.create(idempotency_key=key, quantity=leg.quantity, **common)
+                    continue
+                # Above the freeze quantity: a parent that is never sent, and children that are.
+                parent = Order.objects.create(idempotency_key=key, quantity=leg.quantity, status=Status.SPLIT, **common)
+                Order.objects.bulk_create(
+                    [
+                        Order(idempotency_key=f"{key}:c{n}", quantity=q, parent=parent, **common)
+                        for n, q in enumerate(parts)
+                    ]
                 )
-                for a in accounts
-                for i, leg in ordered
-            ]
-        )
         from .tasks import orders_send_task
 
         for a in accounts:
@@ -269,10 +312,56 @@ def order_refresh(*, order_id: int) -> Order:
     status = TERMINAL.get(broker_status, Status.OPEN)
     avg = to_decimal(d.get("average_price"), None)
     qty = int(to_decimal(d.get("filled_quantity"), Decimal(order.quantity if status == Status.COMPLETE else 0)))
-    if status == Status.COMPLETE and not avg:
-        status = Status.OPEN  # complete without a price yet (OpenAlgo's tradebook lag): look again
-    Order.objects.filter(pk=order.pk, status__in=[Status.ACCEPTED, Status.OPEN]).update(
-        status=status, broker_status=broker_status, filled_quantity=qty, average_price=avg or None
-    )
+    if not avg:
+        # No fill price yet (OpenAlgo's tradebook lag): book nothing, look again next poll.
+        qty = order.filled_quantity
+        if status == Status.COMPLETE:
+            status = Status.OPEN
+    with transaction.atomic():
+        # Compare-and-set on the filled quantity: two pollers racing apply a fill once.
+        changed = Order.objects.filter(
+            pk=order.pk, status__in=[Status.ACCEPTED, Status.OPEN], filled_quantity=order.filled_quantity
+        ).update(status=status, broker_status=broker_status, filled_quantity=qty, average_price=avg or None)
+        if changed and qty > order.filled_quantity and avg:
+            _apply_fill(order, qty, avg)
     order.refresh_from_db()
     return order
+
+
+def _apply_fill(order: Order, new_qty: int, new_avg: Decimal) -> None:
+    """Book the newly filled part of `order` (quantity and price of the delta) into its position."""
+    from . import pnl
+    from .models import Position
+
+    old_qty, old_avg = order.filled_quantity, order.average_price or Decimal(0)
+    delta = new_qty - old_qty
+    price = (new_avg * new_qty - old_avg * old_qty) / delta
+    pos, _ = Position.objects.select_for_update().get_or_create(
+        account=order.account, symbol=order.symbol, exchange=order.exchange, product=order.product
+    )
+    state = pnl.apply_fill(
+        pnl.Position(pos.quantity, pos.average_price, pos.realized), pnl.Fill(order.action, delta, price)
+    )
+    pos.quantity, pos.average_price, pos.realized = state.quantity, state.average_price, state.realized
+    pos.save()
+    transaction.on_commit(positions_register_interest)
+
+
+def positions_register_interest() -> None:
+    """Open positions are what the feed must stream for P&L and risk (marketdata interest)."""
+    from marketdata.services import interest_register
+
+    from .models import Position
+
+    keys = {f"{e}:{s}": 1 for e, s in Position.objects.exclude(quantity=0).values_list("exchange", "symbol")}
+    interest_register(owner="positions", keys=keys)
+
+
+def orders_poll_account(*, account_id: int, limit: int = 2) -> int:
+    """Refresh the open orders of one account, at most `limit` a run (1 request/s at a 2 s beat)."""
+    qs = Order.objects.filter(account_id=account_id, status__in=[Status.ACCEPTED, Status.OPEN]).order_by("updated_at")
+    n = 0
+    for pk in qs.values_list("pk", flat=True)[:limit]:
+        order_refresh(order_id=pk)
+        n += 1
+    return n

@@ -186,3 +186,67 @@ def test_twelve_orders_a_second_stay_under_8_per_second(alice, tmp_path):
 
 def test_quantities_are_decimal_safe():
     assert Leg("X", "NSE", "BUY", 1).price == Decimal("0")
+
+
+@pytest.mark.parametrize(
+    ("qty", "lot", "freeze", "parts"),
+    [
+        (1950, 65, 1800, [1755, 195]),
+        (1755, 65, 1800, [1755]),
+        (900, 30, 600, [600, 300]),
+        (3000, 20, 1000, [1000, 1000, 1000]),
+        (10, 1, 0, [10]),
+    ],
+)
+def test_split_quantity(qty, lot, freeze, parts):
+    assert services.split_quantity(qty, lot, freeze) == parts
+    assert sum(parts) == qty and all(p % lot == 0 for p in parts)
+
+
+@pytest.mark.django_db
+def test_nifty_30_lots_are_split_tracked_and_make_one_position(alice, accounts):
+    from trading.models import Position
+
+    acc, sim = accounts[0]
+    symbol = sim.atm_option("PE", "OTM4")
+    sim.sim("POST", "reset")
+    batch = services.orders_create(
+        user=alice, accounts=[acc], legs=[Leg(symbol, "NFO", "BUY", 65 * 30, product="NRML")]
+    )
+    parent = batch.orders.get(parent__isnull=True)
+    assert parent.status == Status.SPLIT
+    assert sorted(parent.children.values_list("quantity", flat=True)) == [195, 1755]
+    services.orders_send_account(account_id=acc.pk, batch_id=batch.pk)
+    ledger = sim.ledger()
+    assert sorted(r["quantity"] for r in ledger) == [195, 1755]  # nothing above the freeze, parent never sent
+    for child in parent.children.all():
+        services.order_refresh(order_id=child.pk)
+    pos = Position.objects.get(account=acc, symbol=symbol)
+    assert pos.quantity == 1950
+    assert sim.ok("openposition", strategy="x", symbol=symbol, exchange="NFO", product="NRML")["quantity"] == 1950
+
+
+@pytest.mark.django_db
+def test_fills_build_positions_and_register_feed_interest(alice, accounts, django_capture_on_commit_callbacks):
+    from marketdata import store
+    from trading.models import Position
+
+    acc, sim = accounts[0]
+    buy = services.orders_create(user=alice, accounts=[acc], legs=[Leg("SBIN", "NSE", "BUY", 10)])
+    services.orders_send_account(account_id=acc.pk, batch_id=buy.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.orders_poll_account(account_id=acc.pk)
+    pos = Position.objects.get(account=acc, symbol="SBIN")
+    assert pos.quantity == 10 and pos.average_price > 0
+    assert store.wanted().get("NSE:SBIN") == 1
+    sell = services.orders_create(user=alice, accounts=[acc], legs=[Leg("SBIN", "NSE", "SELL", 10, reduce_only=True)])
+    services.orders_send_account(account_id=acc.pk, batch_id=sell.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.orders_poll_account(account_id=acc.pk)
+    pos.refresh_from_db()
+    assert pos.quantity == 0 and pos.realized != 0  # bid/ask spread paid
+    assert "NSE:SBIN" not in store.wanted()  # flat: unregistered
+    # A second poll applies nothing twice.
+    services.orders_poll_account(account_id=acc.pk)
+    pos.refresh_from_db()
+    assert pos.quantity == 0
