@@ -288,12 +288,24 @@ def _match(order: Order, rows: list[dict]) -> dict | None:
 
 
 def orders_sweep(*, now: dt.datetime | None = None) -> int:
-    """Orders left in "sending" by a worker that died, or unknown ones whose reconcile was lost."""
+    """Recover what a dead worker left behind: orders stuck in "sending" or "unknown" are reconciled;
+    pending orders whose send task was lost (acked, then the worker died) are queued again — a
+    duplicate task is harmless, the claim lets one sender through."""
     now = now or timezone.now()
     stuck = Order.objects.filter(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - _grace())
     n = 0
     for pk in stuck.values_list("pk", flat=True):
         order_reconcile(order_id=pk, now=now)
+        n += 1
+    from .tasks import orders_send_task
+
+    waiting = (
+        Order.objects.filter(status=Status.PENDING, updated_at__lt=now - dt.timedelta(seconds=5))
+        .values_list("account_id", "batch_id")
+        .distinct()
+    )
+    for account_id, batch_id in waiting:
+        orders_send_task.delay(account_id, batch_id)
         n += 1
     return n
 
