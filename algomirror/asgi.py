@@ -13,10 +13,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from accounts.routing import websocket_urlpatterns as accounts_ws  # noqa: E402
 from marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
+from trading.routing import websocket_urlpatterns as trading_ws  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(accounts_ws + marketdata_ws))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(accounts_ws + marketdata_ws + trading_ws))
+        ),
     }
 )

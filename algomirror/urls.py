@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("marketdata/", include("marketdata.urls")),
+    path("trading/", include("trading.urls")),
     path("", include("accounts.urls")),
 ]

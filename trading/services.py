@@ -27,7 +27,7 @@ from accounts import crypto
 from accounts.models import TradingAccount
 from accounts.openalgo import Outcome, Reason, client_for, to_decimal
 
-from . import throttle
+from . import events, throttle
 from .models import Order, OrderBatch
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ def _record_outcome(order: Order, res) -> None:
         upd = {"status": Status.UNKNOWN, "last_error": f"{res.reason}: {res.message}"[:300]}
     Order.objects.filter(pk=order.pk, status=Status.SENDING).update(**upd)
     order.refresh_from_db()
+    events.order_changed(order)
     if order.status == Status.UNKNOWN:
         from .tasks import order_reconcile_task
 
@@ -260,6 +261,7 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
                 status=Status.REJECTED, last_error=f"not executed after {order.attempts} attempts"
             )
     order.refresh_from_db()
+    events.order_changed(order)
     return order
 
 
@@ -336,7 +338,9 @@ def order_refresh(*, order_id: int) -> Order:
         ).update(status=status, broker_status=broker_status, filled_quantity=qty, average_price=avg or None)
         if changed and qty > order.filled_quantity and avg:
             _apply_fill(order, qty, avg)
-    order.refresh_from_db()
+        order.refresh_from_db()
+        if changed:
+            events.order_changed(order)
     return order
 
 

@@ -210,6 +210,35 @@ def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
         browser.close()
 
 
+def test_browser_order_on_three_paper_accounts_fills_into_the_books(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    base = stack["url"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.goto(f"{base}/auth/login/")
+        page.fill("input[name=login]", "owner")
+        page.fill("input[name=password]", "Very-long-passphrase-42")
+        page.click("form button[type=submit]")
+        page.goto(f"{base}/trading/orders/new/")
+        for box in page.locator("input[name=accounts]").all():
+            box.check()
+        page.fill("input[name=symbol]", "SBIN")
+        page.select_option("select[name=exchange]", "NSE")
+        page.fill("input[name=quantity]", "5")
+        page.screenshot(path=str(ARTIFACTS / "12-order-new.png"), full_page=True)
+        page.get_by_role("button", name="Place order").click()
+        expect(page.locator("[data-order]")).to_have_count(3)
+        # Live progress: queued → accepted → filled, pushed over Channels (no reload).
+        expect(page.locator("[data-order] [data-f=status]", has_text="Filled")).to_have_count(3, timeout=30000)
+        page.screenshot(path=str(ARTIFACTS / "13-order-progress.png"), full_page=True)
+        page.goto(f"{base}/trading/books/")
+        expect(page.locator("td", has_text="SBIN")).to_have_count(6)  # 3 positions + 3 orders
+        page.screenshot(path=str(ARTIFACTS / "14-books.png"), full_page=True)
+        browser.close()
+
+
 def test_registration_is_closed_and_login_reaches_the_dashboard(stack):
     base = stack["url"]
     with httpx.Client(base_url=base, follow_redirects=True, timeout=20) as c:

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django import forms
+
+from accounts.models import TradingAccount
+
+from .models import Order
+
+EXCHANGES = ["NSE", "BSE", "NFO", "BFO", "MCX", "CDS"]
+
+
+class OrderForm(forms.Form):
+    accounts = forms.ModelMultipleChoiceField(
+        queryset=TradingAccount.objects.none(), widget=forms.CheckboxSelectMultiple
+    )
+    symbol = forms.RegexField(
+        regex=r"^[A-Z0-9&\-_.]{1,40}$",
+        max_length=40,
+        error_messages={"invalid": "Use the OpenAlgo symbol, e.g. SBIN or NIFTY01DEC2626000CE."},
+    )
+    exchange = forms.ChoiceField(choices=[(e, e) for e in EXCHANGES])
+    action = forms.ChoiceField(choices=Order.Action.choices)
+    quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
+    pricetype = forms.ChoiceField(choices=Order.PriceType.choices, initial="MARKET", label="Order type")
+    product = forms.ChoiceField(choices=Order.Product.choices, initial="MIS")
+    price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+    trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["accounts"].queryset = TradingAccount.objects.filter(owner=user, is_active=True)
+
+    def clean(self):
+        d = super().clean()
+        pt = d.get("pricetype")
+        if pt in ("LIMIT", "SL") and not d.get("price"):
+            self.add_error("price", "A limit price is required for this order type.")
+        if pt in ("SL", "SL-M") and not d.get("trigger_price"):
+            self.add_error("trigger_price", "A trigger price is required for stop orders.")
+        return d
