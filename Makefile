@@ -75,6 +75,7 @@ bench: $(STAMP) services
 	$(PY) bench/brokersim_bench.py
 	$(PY) bench/feed_bench.py
 	DATABASE_URL=$(PG_URL) $(PY) bench/feed_failover_bench.py --trials 20
+	DATABASE_URL=$(PG_URL) $(PY) bench/orders_faults_bench.py --trials 20
 
 run: $(STAMP)
 	@exec $(PY) -m algomirror.launcher
