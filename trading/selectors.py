@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.selectors import account_list_visible_to
@@ -49,24 +51,13 @@ def positions_with_pnl(*, user, account_id: int | None = None) -> tuple[list[dic
         qs = qs.filter(account_id=account_id)
     positions = list(qs)
     prices = store.prices_get(sorted({p.key for p in positions}))
+    now_ms = time.time() * 1000
     rows, parts = [], []
     for p in positions:
         rec = prices.get(p.key)
-        ltp = Decimal(str(rec["ltp"])) if rec and store.is_fresh(rec, _now_ms(), _max_age()) else None
+        ltp = Decimal(str(rec["ltp"])) if store.is_fresh(rec, now_ms, settings.PRICE_MAX_AGE) else None
         result = pnl.pnl(pnl.Position(p.quantity, p.average_price, p.realized), ltp)
         if result is not None:
             parts.append(result)
         rows.append({"position": p, "ltp": ltp, "pnl": result})
     return rows, pnl.total(parts)
-
-
-def _now_ms() -> float:
-    import time
-
-    return time.time() * 1000
-
-
-def _max_age() -> float:
-    from django.conf import settings
-
-    return settings.PRICE_MAX_AGE

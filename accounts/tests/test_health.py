@@ -10,10 +10,10 @@ import time
 
 import pytest
 import time_machine
-from django.db import connection
 
 from accounts import services
 from accounts.models import AuditEvent, TradingAccount
+from algomirror.testing import database_url
 from brokersim.testing import ROOT
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -135,20 +135,13 @@ def test_checks_are_due_every_30s_in_market_hours_and_every_5min_outside(alice, 
     assert settings.HEALTH_INTERVAL_OPEN * settings.HEALTH_FAILURES_FOR_DOWN <= 90
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, celery_test_queue):
     """Celery beat + worker processes, default 30 s cadence: the account shows down within 90 s."""
     a = add(alice, paper_clean[0])
     b = add(alice, paper_clean[1])
-    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_QUEUE=celery_test_queue, MARKET_CALENDAR="always_open")
+    env = dict(os.environ, DATABASE_URL=database_url(), CELERY_QUEUE=celery_test_queue, MARKET_CALENDAR="always_open")
     worker = subprocess.Popen(
         [
             sys.executable,

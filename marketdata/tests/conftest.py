@@ -9,18 +9,11 @@ import sys
 import time
 
 import pytest
-from django.db import connection
 
 from accounts import services as account_services
+from algomirror.testing import database_url
 from brokersim.testing import ROOT
 from marketdata import store
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def clear_marketdata_keys() -> None:

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from accounts import services as account_services
+from algomirror.testing import database_url
 from brokersim.testing import ROOT, Broker, start_brokersim, stop
-from marketdata.tests.conftest import database_url
 from trading import services
 from trading.models import Order
 from trading.services import Leg
