@@ -4,8 +4,9 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN ALGOMIRROR_MODE=production SECRET_KEY=build-only-not-secret-build-only-not-secret-123456 \
-    ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ALLOWED_HOSTS=localhost \
-    python manage.py collectstatic --no-input
+# collectstatic needs settings to load; throwaway keys generated for this step only, never stored.
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    ENCRYPTION_KEY="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+    ALGOMIRROR_MODE=production ALLOWED_HOSTS=localhost python manage.py collectstatic --no-input
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "algomirror.asgi:application"]
