@@ -95,6 +95,11 @@ class AuditEvent(models.Model):
         KEY_UNREADABLE = "key_unreadable", "API key unreadable"
         CONNECTION_CHANGED = "connection_changed", "Connection changed"
         DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
+        TRADING_STATE = "trading_state", "Trading state changed"
+        RECONCILIATION = "reconciliation", "Broker positions differ"
+        POSITION_REPAIRED = "position_repaired", "Position repaired from the broker"
+        ACCOUNT_CLOSED = "account_closed", "Account closed out"
+        CLOSE_REFUSED = "close_refused", "Close-out refused"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

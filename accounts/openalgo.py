@@ -241,6 +241,39 @@ class OpenAlgoClient:
     def cancelorder(self, *, orderid: str, strategy: str) -> Result:
         return self.call("cancelorder", orderid=orderid, strategy=strategy)
 
+    def modifyorder(
+        self,
+        *,
+        orderid: str,
+        strategy: str,
+        symbol: str,
+        exchange: str,
+        action: str,
+        product: str,
+        pricetype: str,
+        quantity: int,
+        price: Decimal | float = 0,
+        trigger_price: Decimal | float = 0,
+    ) -> Result:
+        # OpenAlgo requires every field on modify, unused ones as 0.
+        return self.call(
+            "modifyorder",
+            orderid=orderid,
+            strategy=strategy,
+            symbol=symbol,
+            exchange=exchange,
+            action=action,
+            product=product,
+            pricetype=pricetype,
+            quantity=str(quantity),
+            price=str(price),
+            trigger_price=str(trigger_price),
+            disclosed_quantity="0",
+        )
+
+    def cancelallorder(self, *, strategy: str) -> Result:
+        return self.call("cancelallorder", strategy=strategy)
+
     # ------------------------------------------------------------------ market data
     def quotes(self, *, symbol: str, exchange: str) -> Result:
         return self.call("quotes", symbol=symbol, exchange=exchange)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "algomirror.settings")
 
@@ -27,4 +28,17 @@ app.conf.beat_schedule = {
     "orders-poll": {"task": "trading.tasks.orders_poll_task", "schedule": 2.0, "options": {"expires": 2}},
     # Orders left "sending" by a dead worker, or unknown ones whose reconcile task was lost.
     "orders-sweep": {"task": "trading.tasks.orders_sweep_task", "schedule": 10.0, "options": {"expires": 9}},
+    # Our positions against each broker's positionbook; trades and holdings copied for the books.
+    "books-reconcile": {
+        "task": "trading.tasks.books_refresh_task",
+        "schedule": float(os.environ.get("RECONCILE_SECONDS", "60")),
+        "options": {"expires": 30},
+    },
 }
+
+
+@worker_ready.connect
+def _reconcile_on_start(sender=None, **kwargs) -> None:
+    """I8: reconcile every account as soon as a worker is up, not a cycle later. Several workers
+    starting together reconcile more than once, which is harmless (reads only)."""
+    sender.app.send_task("trading.tasks.books_refresh_task")

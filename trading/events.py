@@ -18,3 +18,13 @@ def order_changed(order) -> None:
     from .selectors import order_row
 
     broadcast(batch_group(order.batch_id), ORDER_UPDATED, order_row(order))
+
+
+def account_changed(account_id: int) -> None:
+    """Trading state or reconciliation changed: refresh the owner's dashboard card."""
+    from accounts.events import ACCOUNT_UPDATED, dashboard_group
+    from accounts.models import TradingAccount
+    from accounts.selectors import account_card
+
+    account = TradingAccount.objects.get(pk=account_id)
+    broadcast(dashboard_group(account.owner_id), ACCOUNT_UPDATED, account_card(account))

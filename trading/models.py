@@ -84,6 +84,7 @@ class Order(models.Model):
     average_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
+    note = models.CharField(max_length=200, blank=True, help_text="What AlgoMirror changed, e.g. a trimmed exit.")
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -133,3 +134,45 @@ class Position(models.Model):
     @property
     def key(self) -> str:
         return f"{self.exchange}:{self.symbol}"
+
+
+class BrokerBook(models.Model):
+    """The last copy of one of an account's books as the broker showed it (trades, holdings,
+    positions). Pages read these, so a page never waits on 50 brokers."""
+
+    class Kind(models.TextChoices):
+        POSITIONS = "positions", "Positions"
+        TRADES = "trades", "Trades"
+        HOLDINGS = "holdings", "Holdings"
+
+    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="broker_books")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    ok = models.BooleanField(default=False)
+    rows = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "kind"], name="one_book_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.account_id}"
+
+
+class Reconciliation(models.Model):
+    """The latest comparison of our positions with the broker's positionbook (I6, I8)."""
+
+    class State(models.TextChoices):
+        MATCHED = "matched", "Matches the broker"
+        MISMATCH = "mismatch", "Differs from the broker"
+        UNKNOWN = "unknown", "Broker unreadable"
+
+    account = models.OneToOneField(TradingAccount, on_delete=models.CASCADE, related_name="reconciliation")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.UNKNOWN)
+    differences = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField()
+    matched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.state}"

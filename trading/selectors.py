@@ -39,6 +39,7 @@ def order_row(o: Order) -> dict:
         "filled_quantity": o.filled_quantity,
         "average_price": f"{o.average_price:.2f}" if o.average_price is not None else "",
         "error": o.last_error,
+        "note": o.note,
         "parent_id": o.parent_id,
     }
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from accounts import crypto
 from accounts.models import TradingAccount
 from accounts.openalgo import Outcome, Reason, client_for, to_decimal
 
-from . import events, throttle
-from .models import Order, OrderBatch
+from .. import events, throttle
+from ..models import Order, OrderBatch
 
 log = logging.getLogger(__name__)
 Status = Order.Status
@@ -96,8 +97,9 @@ def orders_create(
     for a in accounts:
         if not a.is_active:
             raise OrderRefused(f"{a.name} is inactive")
-        if a.trading_state == TradingAccount.TradingState.HALTED and not all(leg.reduce_only for leg in legs):
-            raise OrderRefused(f"{a.name} is halted: only exits and cancels are allowed ({a.halt_reason})")
+        if a.trading_state != TradingAccount.TradingState.ACTIVE and not all(leg.reduce_only for leg in legs):
+            why = f" ({a.halt_reason})" if a.halt_reason else ""
+            raise OrderRefused(f"{a.name} is {a.get_trading_state_display().lower()}: only exits are allowed{why}")
     for leg in legs:
         if leg.action not in ("BUY", "SELL") or leg.quantity <= 0:
             raise OrderRefused(f"invalid leg {leg}")
@@ -139,7 +141,7 @@ def orders_create(
                         for n, q in enumerate(parts)
                     ]
                 )
-        from .tasks import orders_send_task
+        from ..tasks import orders_send_task
 
         for a in accounts:
             transaction.on_commit(lambda pk=a.pk, b=batch.pk: orders_send_task.delay(pk, b))
@@ -174,25 +176,117 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
     for order in sorted(qs, key=lambda o: (o.action != "BUY", o.pk)):
         if not _claim(order):
             continue
-        if not throttle.acquire(account.pk):
-            Order.objects.filter(pk=order.pk, status=Status.SENDING).update(
-                status=Status.PENDING, last_error="throttled"
-            )
+        if order.reduce_only:
+            # The position check and the send happen under one lock per instrument, so two
+            # exits racing on two workers cannot both see the same open quantity.
+            with _exit_lock(order) as held:
+                if not held:
+                    _unclaim(order, "another exit for this position is being sent: waiting")
+                elif _reduce_only_gate(client, order):
+                    _send(client, account, order)
+                    sent.append(order)
             continue
-        res = client.placeorder(
-            strategy=order.tag,
-            symbol=order.symbol,
-            exchange=order.exchange,
-            action=order.action,
-            quantity=order.quantity,
-            pricetype=order.pricetype,
-            product=order.product,
-            price=order.price,
-            trigger_price=order.trigger_price,
-        )
-        _record_outcome(order, res)
+        _send(client, account, order)
         sent.append(order)
     return sent
+
+
+def _send(client, account: TradingAccount, order: Order) -> None:
+    if not throttle.acquire(account.pk):
+        _unclaim(order, "throttled")
+        return
+    res = client.placeorder(
+        strategy=order.tag,
+        symbol=order.symbol,
+        exchange=order.exchange,
+        action=order.action,
+        quantity=order.quantity,
+        pricetype=order.pricetype,
+        product=order.product,
+        price=order.price,
+        trigger_price=order.trigger_price,
+    )
+    _record_outcome(order, res)
+
+
+def _unclaim(order: Order, why: str) -> None:
+    """sending → pending without having sent anything (the attempt is not counted)."""
+    Order.objects.filter(pk=order.pk, status=Status.SENDING).update(
+        status=Status.PENDING, attempts=F("attempts") - 1, last_error=why[:300]
+    )
+    order.refresh_from_db()
+    events.order_changed(order)
+
+
+class _exit_lock:
+    """A Redis lock per (account, instrument) that outlives one send, client timeout included."""
+
+    def __init__(self, order: Order) -> None:
+        from marketdata import store
+
+        name = f"lock:exit:{order.account_id}:{order.exchange}:{order.symbol}:{order.product}"
+        self.lock = store.client().lock(name, timeout=settings.OPENALGO_TIMEOUT * 2 + 10, blocking_timeout=15)
+
+    def __enter__(self) -> bool:
+        self.held = self.lock.acquire()
+        return self.held
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            from redis.exceptions import LockError
+
+            # Expired while a send hung: the next sender re-checks the position anyway.
+            with contextlib.suppress(LockError):
+                self.lock.release()
+
+
+def _reduce_only_gate(client, order: Order) -> bool:
+    """I3: an exit never exceeds the broker's current position, nor flips it. Returns whether
+    to send; otherwise the order was held (pending), trimmed-and-sent, or denied locally."""
+    from .. import brokerbooks
+
+    same = Order.objects.filter(
+        account_id=order.account_id,
+        exchange=order.exchange,
+        symbol=order.symbol,
+        product=order.product,
+        reduce_only=True,
+    ).exclude(pk=order.pk)
+    if same.filter(status__in=[Status.SENDING, Status.UNKNOWN]).exists():
+        _unclaim(order, "waiting for an earlier exit's outcome before checking the position")
+        return False
+    res = client.positionbook()
+    try:
+        if not res.ok:
+            raise brokerbooks.BookUnreadable(res.message or str(res.reason))
+        book = brokerbooks.parse_positionbook(res.data)
+    except brokerbooks.BookUnreadable as e:
+        # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open".
+        _unclaim(order, f"broker position unknown ({e}): exit held")
+        return False
+    pos = book.get((order.exchange, order.symbol, order.product))
+    in_flight = [
+        (a, q - f)
+        for a, q, f in same.filter(status__in=[Status.ACCEPTED, Status.OPEN]).values_list(
+            "action", "quantity", "filled_quantity"
+        )
+    ]
+    allowed = brokerbooks.exit_allowance(order.action, pos.quantity if pos else 0, in_flight)
+    if allowed <= 0:
+        Order.objects.filter(pk=order.pk, status=Status.SENDING).update(
+            status=Status.REJECTED,
+            attempts=F("attempts") - 1,
+            last_error="reduce-only: the broker shows nothing left to close (not sent)",
+        )
+        order.refresh_from_db()
+        events.order_changed(order)
+        return False
+    if allowed < order.quantity:
+        Order.objects.filter(pk=order.pk).update(
+            quantity=allowed, note=f"reduce-only: trimmed from {order.quantity} to the open {allowed}"
+        )
+        order.quantity = allowed
+    return True
 
 
 def _record_outcome(order: Order, res) -> None:
@@ -214,11 +308,11 @@ def _record_outcome(order: Order, res) -> None:
     order.refresh_from_db()
     events.order_changed(order)
     if order.status == Status.UNKNOWN:
-        from .tasks import order_reconcile_task
+        from ..tasks import order_reconcile_task
 
         order_reconcile_task.apply_async((order.pk,), countdown=_grace().total_seconds())
     elif order.status == Status.PENDING:
-        from .tasks import orders_send_task
+        from ..tasks import orders_send_task
 
         orders_send_task.apply_async((order.account_id, order.batch_id), countdown=1)
 
@@ -253,7 +347,7 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
             Order.objects.filter(pk=order.pk, status=order.status).update(
                 status=Status.PENDING, last_error="not in the orderbook after the timeout: sending again"
             )
-            from .tasks import orders_send_task
+            from ..tasks import orders_send_task
 
             transaction.on_commit(lambda: orders_send_task.delay(order.account_id, order.batch_id))
         else:
@@ -299,7 +393,7 @@ def orders_sweep(*, now: dt.datetime | None = None) -> int:
     for pk in stuck.values_list("pk", flat=True):
         order_reconcile(order_id=pk, now=now)
         n += 1
-    from .tasks import orders_send_task
+    from ..tasks import orders_send_task
 
     waiting = (
         Order.objects.filter(status=Status.PENDING, updated_at__lt=now - dt.timedelta(seconds=5))
@@ -346,8 +440,8 @@ def order_refresh(*, order_id: int) -> Order:
 
 def _apply_fill(order: Order, new_qty: int, new_avg: Decimal) -> None:
     """Book the newly filled part of `order` (quantity and price of the delta) into its position."""
-    from . import pnl
-    from .models import Position
+    from .. import pnl
+    from ..models import Position
 
     old_qty, old_avg = order.filled_quantity, order.average_price or Decimal(0)
     delta = new_qty - old_qty
@@ -367,7 +461,7 @@ def positions_register_interest() -> None:
     """Open positions are what the feed must stream for P&L and risk (marketdata interest)."""
     from marketdata.services import interest_register
 
-    from .models import Position
+    from ..models import Position
 
     keys = {f"{e}:{s}": 1 for e, s in Position.objects.exclude(quantity=0).values_list("exchange", "symbol")}
     interest_register(owner="positions", keys=keys)
@@ -381,3 +475,115 @@ def orders_poll_account(*, account_id: int, limit: int = 2) -> int:
         order_refresh(order_id=pk)
         n += 1
     return n
+
+
+# ------------------------------------------------------------------ modify / cancel / close
+LIVE = [Status.ACCEPTED, Status.OPEN]
+
+
+def _live_order(order_id: int) -> Order:
+    order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status not in LIVE or not order.broker_orderid:
+        raise OrderRefused(f"order {order.pk} is {order.get_status_display().lower()}: nothing to change")
+    return order
+
+
+def order_cancel(*, order_id: int) -> Order:
+    """Cancel one open order. Cancelling twice is harmless at the broker, so an unknown outcome
+    is settled by reading the order's status, never by guessing."""
+    order = _live_order(order_id)
+    throttle.acquire(order.account_id)
+    res = _client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    if not res.ok:
+        Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
+    # Filled before the cancel arrived, cancelled, or still open: the broker's status says which.
+    return order_refresh(order_id=order.pk)
+
+
+def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal, trigger_price: Decimal) -> Order:
+    order = _live_order(order_id)
+    account = order.account
+    if account.trading_state != TradingAccount.TradingState.ACTIVE and not order.reduce_only:
+        raise OrderRefused(f"{account.name} is {account.get_trading_state_display().lower()}: modifying is refused")
+    if quantity < max(order.filled_quantity, 1):
+        raise OrderRefused(f"quantity cannot go below the {order.filled_quantity} already filled")
+    if order.reduce_only and quantity > order.quantity:
+        raise OrderRefused("an exit's quantity can only be reduced")
+    if pricetype in ("LIMIT", "SL") and price <= 0:
+        raise OrderRefused("a limit price is required for this order type")
+    if pricetype in ("SL", "SL-M") and trigger_price <= 0:
+        raise OrderRefused("a trigger price is required for stop orders")
+    throttle.acquire(account.pk)
+    res = _client(account).modifyorder(
+        orderid=order.broker_orderid,
+        strategy=order.tag,
+        symbol=order.symbol,
+        exchange=order.exchange,
+        action=order.action,
+        product=order.product,
+        pricetype=pricetype,
+        quantity=quantity,
+        price=price,
+        trigger_price=trigger_price,
+    )
+    if res.outcome is Outcome.ACCEPTED:
+        Order.objects.filter(pk=order.pk).update(
+            pricetype=pricetype, quantity=quantity, price=price, trigger_price=trigger_price, last_error=""
+        )
+    elif res.outcome is Outcome.REJECTED:
+        Order.objects.filter(pk=order.pk).update(last_error=f"modify refused: {res.message}"[:300])
+    else:
+        # Modifying is idempotent (same values twice = same order), but we still do not guess:
+        # the order keeps its old terms here until its status is read.
+        Order.objects.filter(pk=order.pk).update(last_error=f"modify outcome unknown: {res.message}"[:300])
+    return order_refresh(order_id=order.pk)
+
+
+def orders_cancel_all(*, account_id: int) -> dict:
+    """Cancel every open order in one account (ours and any placed outside AlgoMirror)."""
+    account = TradingAccount.objects.get(pk=account_id)
+    res = _client(account).cancelallorder(strategy="algomirror")
+    body = res.body if isinstance(res.body, dict) else {}
+    for pk in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", flat=True):
+        order_refresh(order_id=pk)
+    return {
+        "ok": res.ok,
+        "message": res.message or body.get("message", ""),
+        "cancelled": len(body.get("canceled_orders") or []),
+    }
+
+
+def _exit_leg(exchange: str, symbol: str, product: str, quantity: int) -> Leg:
+    return Leg(symbol, exchange, "SELL" if quantity > 0 else "BUY", abs(quantity), "MARKET", product, reduce_only=True)
+
+
+def position_close(*, user, position_id: int) -> OrderBatch:
+    """A reduce-only market exit for one of our positions (trimmed at send time to what the
+    broker still holds)."""
+    from ..models import Position
+
+    pos = Position.objects.select_related("account").get(pk=position_id)
+    if pos.quantity == 0:
+        raise OrderRefused(f"{pos.symbol} is already flat")
+    leg = _exit_leg(pos.exchange, pos.symbol, pos.product, pos.quantity)
+    return orders_create(user=user, accounts=[pos.account], legs=[leg], kind=OrderBatch.Kind.EXIT, note="close")
+
+
+def account_close_all(*, user, account_id: int) -> OrderBatch | None:
+    """Flatten one account: cancel its open orders, then exit every position the broker shows
+    (short legs bought back first). Refused when the broker's positions cannot be read."""
+    from .. import brokerbooks
+
+    account = TradingAccount.objects.get(pk=account_id)
+    orders_cancel_all(account_id=account.pk)
+    res = _client(account).positionbook()
+    try:
+        if not res.ok:
+            raise brokerbooks.BookUnreadable(res.message or str(res.reason))
+        book = brokerbooks.parse_positionbook(res.data)
+    except brokerbooks.BookUnreadable as e:
+        raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
+    legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
+    if not legs:
+        return None
+    return orders_create(user=user, accounts=[account], legs=legs, kind=OrderBatch.Kind.EXIT, note="close account")

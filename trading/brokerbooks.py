@@ -1,0 +1,175 @@
+"""Reading the broker's books, and comparing them with ours (pure: no Django, no I/O).
+
+OpenAlgo's books are broker-shaped: quantities arrive as strings or numbers, closed positions stay
+listed with quantity 0, and a broker may leave a field out. The rule everywhere here: a book we
+cannot read with certainty raises `BookUnreadable`; it never reads as "no positions" (I6, B5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+Key = tuple[str, str, str]  # (exchange, symbol, product)
+
+
+class BookUnreadable(Exception):
+    """The broker answered, but not with a book we can trust."""
+
+
+def _number(value, what: str) -> Decimal:
+    if isinstance(value, bool) or value is None or value == "":
+        raise BookUnreadable(f"{what} is missing")
+    try:
+        d = Decimal(str(value).strip())
+    except InvalidOperation as e:
+        raise BookUnreadable(f"{what} is not a number: {str(value)[:20]!r}") from e
+    if not d.is_finite():
+        raise BookUnreadable(f"{what} is not finite")
+    return d
+
+
+def _rows(data, *keys: str) -> list:
+    """The list inside `data` (OpenAlgo nests some books one level down, e.g. holdings)."""
+    for k in keys:
+        if isinstance(data, Mapping) and k in data:
+            data = data[k]
+    if not isinstance(data, list):
+        raise BookUnreadable(f"expected a list, got {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    exchange: str
+    symbol: str
+    product: str
+    quantity: int
+    average_price: Decimal
+
+    @property
+    def key(self) -> Key:
+        return (self.exchange, self.symbol, self.product)
+
+
+def parse_positionbook(data) -> dict[Key, BrokerPosition]:
+    """Net positions by instrument; rows at quantity 0 (closed today) are kept as 0."""
+    out: dict[Key, BrokerPosition] = {}
+    for i, row in enumerate(_rows(data)):
+        if not isinstance(row, Mapping):
+            raise BookUnreadable(f"row {i} is not an object")
+        try:
+            exchange, symbol, product = str(row["exchange"]), str(row["symbol"]), str(row["product"])
+        except KeyError as e:
+            raise BookUnreadable(f"row {i} has no {e.args[0]}") from e
+        qty = _number(row.get("quantity"), f"quantity of {symbol}")
+        if qty != qty.to_integral_value():
+            raise BookUnreadable(f"quantity of {symbol} is fractional")
+        avg = row.get("average_price")
+        p = BrokerPosition(exchange, symbol, product, int(qty), _number(avg, "average_price") if avg else Decimal(0))
+        # A broker may list one instrument twice (e.g. per segment); quantities add up.
+        if p.key in out:
+            prev = out[p.key]
+            p = BrokerPosition(exchange, symbol, product, prev.quantity + p.quantity, prev.average_price)
+        out[p.key] = p
+    return out
+
+
+def parse_tradebook(data) -> list[dict]:
+    out = []
+    for i, row in enumerate(_rows(data, "trades")):
+        if not isinstance(row, Mapping) or "symbol" not in row:
+            raise BookUnreadable(f"trade row {i} is malformed")
+        qty = _number(row.get("quantity"), f"quantity of {row['symbol']}")
+        price = _number(row.get("average_price") or row.get("price") or 0, "price")
+        out.append(
+            {
+                "orderid": str(row.get("orderid", "")),
+                "symbol": str(row["symbol"]),
+                "exchange": str(row.get("exchange", "")),
+                "product": str(row.get("product", "")),
+                "action": str(row.get("action", "")).upper(),
+                "quantity": int(qty),
+                "price": str(price),
+                "value": str(price * qty),
+                "strategy": str(row.get("strategy", "")),
+                "time": str(row.get("timestamp", "")),
+            }
+        )
+    return out
+
+
+def parse_holdings(data) -> list[dict]:
+    out = []
+    for i, row in enumerate(_rows(data, "holdings")):
+        if not isinstance(row, Mapping) or "symbol" not in row:
+            raise BookUnreadable(f"holding row {i} is malformed")
+        out.append(
+            {
+                "symbol": str(row["symbol"]),
+                "exchange": str(row.get("exchange", "")),
+                "quantity": int(_number(row.get("quantity"), f"quantity of {row['symbol']}")),
+                "average_price": str(_number(row.get("average_price") or 0, "average_price")),
+                "ltp": str(_number(row.get("ltp") or 0, "ltp")),
+                "pnl": str(_number(row.get("pnl") or 0, "pnl")),
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------ reconciliation
+OUTSIDE = "outside"  # the broker holds more (or other) than our fills explain: placed outside AlgoMirror
+MISSING = "missing"  # we think it is open, the broker has less: exited outside, or while we were down
+
+
+@dataclass(frozen=True)
+class Difference:
+    exchange: str
+    symbol: str
+    product: str
+    ours: int
+    broker: int
+
+    @property
+    def kind(self) -> str:
+        # Same sign and the broker holds more, or the broker holds a position we have none of.
+        if self.ours == 0 or (self.ours * self.broker > 0 and abs(self.broker) > abs(self.ours)):
+            return OUTSIDE
+        return MISSING
+
+    def as_json(self) -> dict:
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "product": self.product,
+            "ours": self.ours,
+            "broker": self.broker,
+            "kind": self.kind,
+        }
+
+
+def compare(ours: Mapping[Key, int], broker: Mapping[Key, BrokerPosition]) -> list[Difference]:
+    """Every instrument whose net quantity differs between our books and the broker's."""
+    keys = sorted(set(ours) | set(broker))
+    out = []
+    for k in keys:
+        mine = ours.get(k, 0)
+        theirs = broker[k].quantity if k in broker else 0
+        if mine != theirs:
+            out.append(Difference(*k, ours=mine, broker=theirs))
+    return out
+
+
+# ------------------------------------------------------------------ reduce-only (I3)
+def exit_allowance(action: str, broker_quantity: int, in_flight: Iterable[tuple[str, int]]) -> int:
+    """How much of an exit in direction `action` may still be sent without flipping the position.
+
+    `broker_quantity` is the broker's current net quantity; `in_flight` the (action, remaining)
+    of exits already at the broker but not yet filled: they will reduce it too.
+    """
+    closes_long = action == "SELL"
+    if (closes_long and broker_quantity <= 0) or (not closes_long and broker_quantity >= 0):
+        return 0
+    pending = sum(q for a, q in in_flight if a == action)
+    return max(abs(broker_quantity) - pending, 0)
