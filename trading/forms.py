@@ -9,10 +9,15 @@ from .models import Order
 EXCHANGES = ["NSE", "BSE", "NFO", "BFO", "MCX", "CDS"]
 
 
+class AccountChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: TradingAccount) -> str:
+        if obj.trading_state == TradingAccount.TradingState.ACTIVE:
+            return obj.name
+        return f"{obj.name} ({obj.get_trading_state_display().lower()}: exits only)"
+
+
 class OrderForm(forms.Form):
-    accounts = forms.ModelMultipleChoiceField(
-        queryset=TradingAccount.objects.none(), widget=forms.CheckboxSelectMultiple
-    )
+    accounts = AccountChoices(queryset=TradingAccount.objects.none(), widget=forms.CheckboxSelectMultiple)
     symbol = forms.RegexField(
         regex=r"^[A-Z0-9&\-_.]{1,40}$",
         max_length=40,
@@ -38,3 +43,34 @@ class OrderForm(forms.Form):
         if pt in ("SL", "SL-M") and not d.get("trigger_price"):
             self.add_error("trigger_price", "A trigger price is required for stop orders.")
         return d
+
+
+class ModifyForm(forms.Form):
+    pricetype = forms.ChoiceField(choices=Order.PriceType.choices, label="Order type")
+    quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
+    price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+    trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+
+    def clean(self):
+        d = super().clean()
+        pt = d.get("pricetype")
+        if pt in ("LIMIT", "SL") and not d.get("price"):
+            self.add_error("price", "A limit price is required for this order type.")
+        if pt in ("SL", "SL-M") and not d.get("trigger_price"):
+            self.add_error("trigger_price", "A trigger price is required for stop orders.")
+        return d
+
+
+class TradingStateForm(forms.Form):
+    state = forms.ChoiceField(choices=TradingAccount.TradingState.choices)
+    reason = forms.CharField(required=False, max_length=200)
+
+
+class RepairForm(forms.Form):
+    """The figures the trader saw when deciding: the repair is refused if either has moved."""
+
+    exchange = forms.CharField(max_length=20)
+    symbol = forms.CharField(max_length=60)
+    product = forms.ChoiceField(choices=Order.Product.choices)
+    ours = forms.IntegerField()
+    broker = forms.IntegerField()

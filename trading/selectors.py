@@ -62,3 +62,148 @@ def positions_with_pnl(*, user, account_id: int | None = None) -> tuple[list[dic
             parts.append(result)
         rows.append({"position": p, "ltp": ltp, "pnl": result})
     return rows, pnl.total(parts)
+
+
+# ------------------------------------------------------------------ books
+ORDER_SORTS = {
+    "time": "created_at",
+    "account": "account__name",
+    "symbol": "symbol",
+    "status": "status",
+    "qty": "quantity",
+}
+LIVE_STATUSES = [Order.Status.ACCEPTED, Order.Status.OPEN]
+
+
+def sort_key(value: str | None, allowed, default: str) -> tuple[str, bool]:
+    """`?sort=symbol` or `?sort=-symbol`, limited to `allowed` (anything else falls back)."""
+    value = (value or "").strip()
+    desc = value.startswith("-")
+    name = value.lstrip("-")
+    if name not in allowed:
+        return default.lstrip("-"), default.startswith("-")
+    return name, desc
+
+
+def order_list(
+    *, user, account_id: int | None = None, symbol: str = "", status: str = "", sort: str = "", limit: int | None = 200
+):
+    qs = orders_visible_to(user=user, account_id=account_id).exclude(status=Order.Status.SPLIT)
+    if symbol:
+        qs = qs.filter(symbol__icontains=symbol)
+    if status == "live":
+        qs = qs.filter(status__in=LIVE_STATUSES)
+    elif status in Order.Status.values:
+        qs = qs.filter(status=status)
+    name, desc = sort_key(sort, ORDER_SORTS, "-time")
+    field = ORDER_SORTS[name]
+    qs = qs.order_by(f"-{field}" if desc else field, "-id")
+    return qs[:limit] if limit else qs
+
+
+def _sorted(rows: list[dict], sort: str, allowed: dict, default: str) -> list[dict]:
+    name, desc = sort_key(sort, allowed, default)
+    getter = allowed[name]
+    return sorted(rows, key=lambda r: (getter(r) is None, getter(r) if getter(r) is not None else 0), reverse=desc)
+
+
+POSITION_SORTS = {
+    "account": lambda r: r["position"].account.name,
+    "symbol": lambda r: r["position"].symbol,
+    "qty": lambda r: r["position"].quantity,
+    "pnl": lambda r: r["pnl"].total if r["pnl"] else None,
+}
+
+
+def positions_page(*, user, account_id: int | None = None, symbol: str = "", open_only: bool = False, sort: str = ""):
+    """Positions with live P&L, per-account subtotals and the grand total (pnl.total of parts)."""
+    rows, totals = positions_with_pnl(user=user, account_id=account_id)
+    if symbol:
+        rows = [r for r in rows if symbol.upper() in r["position"].symbol]
+    if open_only:
+        rows = [r for r in rows if r["position"].quantity]
+    per_account: dict[int, dict] = {}
+    for r in rows:
+        a = r["position"].account
+        entry = per_account.setdefault(a.pk, {"account": a, "parts": [], "open": 0, "unpriced": 0})
+        entry["open"] += 1 if r["position"].quantity else 0
+        if r["pnl"] is not None:
+            entry["parts"].append(r["pnl"])
+        elif r["position"].quantity:
+            entry["unpriced"] += 1
+    subtotals = [
+        {**e, "pnl": pnl.total(e["parts"])} for e in sorted(per_account.values(), key=lambda e: e["account"].name)
+    ]
+    totals = pnl.total([r["pnl"] for r in rows if r["pnl"] is not None])
+    return _sorted(rows, sort, POSITION_SORTS, "account"), subtotals, totals
+
+
+def broker_book_rows(*, user, kind: str, account_id: int | None = None, symbol: str = "", sort: str = ""):
+    """The broker's trades or holdings across accounts, from the copies the reconcile cycle keeps.
+    Returns (rows, books) — books tell when each account's copy was taken and whether it is current."""
+    from .models import BrokerBook
+
+    books = BrokerBook.objects.filter(account__in=account_list_visible_to(user=user), kind=kind).select_related(
+        "account"
+    )
+    if account_id:
+        books = books.filter(account_id=account_id)
+    books = sorted(books, key=lambda b: b.account.name)
+    rows = []
+    for b in books:
+        for r in b.rows:
+            if symbol and symbol.upper() not in r.get("symbol", ""):
+                continue
+            rows.append({**r, "account": b.account.name, "account_id": b.account_id})
+    allowed = {
+        "account": lambda r: r["account"],
+        "symbol": lambda r: r.get("symbol", ""),
+        "qty": lambda r: r.get("quantity", 0),
+        "value": lambda r: Decimal(r.get("value") or r.get("pnl") or 0),
+        "time": lambda r: r.get("time", ""),
+    }
+    return _sorted(rows, sort, allowed, "account"), books
+
+
+def trade_totals(rows: list[dict]) -> dict:
+    buy = sum((Decimal(r["value"]) for r in rows if r["action"] == "BUY"), Decimal(0))
+    sell = sum((Decimal(r["value"]) for r in rows if r["action"] == "SELL"), Decimal(0))
+    outside = sum(1 for r in rows if not r.get("strategy", "").startswith("am"))
+    return {"buy": buy, "sell": sell, "count": len(rows), "outside": outside}
+
+
+def holding_totals(rows: list[dict]) -> dict:
+    return {"pnl": sum((Decimal(r["pnl"]) for r in rows), Decimal(0)), "count": len(rows)}
+
+
+def funds_rows(*, user, account_id: int | None = None):
+    accounts = account_list_visible_to(user=user)
+    if account_id:
+        accounts = accounts.filter(pk=account_id)
+    rows = []
+    for a in accounts:
+        f = a.funds or {}
+        rows.append(
+            {
+                "account": a,
+                "cash": Decimal(f["available_cash"]) if "available_cash" in f else None,
+                "collateral": Decimal(f.get("collateral", "0")),
+                "used": Decimal(f["utilised"]) if "utilised" in f else None,
+                "m2m": Decimal(f.get("m2m_realized", "0")) + Decimal(f.get("m2m_unrealized", "0")) if f else None,
+                "at": a.funds_at,
+            }
+        )
+    total = {
+        k: sum((r[k] for r in rows if r[k] is not None), Decimal(0)) for k in ("cash", "collateral", "used", "m2m")
+    }
+    return rows, total
+
+
+def reconciliation_flags(*, user, account_id: int | None = None):
+    """Accounts whose positions differ from the broker's, or whose broker could not be read."""
+    from .models import Reconciliation
+
+    qs = Reconciliation.objects.filter(account__in=account_list_visible_to(user=user)).select_related("account")
+    if account_id:
+        qs = qs.filter(account_id=account_id)
+    return [r for r in qs.order_by("account__name") if r.state != Reconciliation.State.MATCHED]

@@ -32,6 +32,13 @@
     });
   });
 
+  // Forms that move money ask first (CSP forbids inline handlers, so this is the one place).
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) ev.preventDefault();
+    });
+  });
+
   var msgs = document.querySelector("[data-messages]");
   if (msgs && !msgs.querySelector(".msg-error")) {
     setTimeout(function () { msgs.remove(); }, 6000);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
@@ -105,22 +107,56 @@ def test_books_and_csv(client, alice, two, django_capture_on_commit_callbacks):
     assert "no fresh price" in page  # no feed running in this test: unknown, never shown as 0
     csv_text = client.get("/trading/books/?export=positions").content.decode()
     assert csv_text.splitlines()[0].startswith("account,symbol") and csv_text.count("SBIN") == 2
-    one = client.get(f"/trading/books/?export=orders&account={two[0].pk}").content.decode()
+    one = client.get(f"/trading/books/?tab=orders&export=orders&account={two[0].pk}").content.decode()
     assert one.count("SBIN") == 1
 
 
 @pytest.mark.django_db
-def test_books_query_count_does_not_grow_with_accounts(client, alice, paper_clean, django_assert_max_num_queries):
-    accounts = [
-        account_services.account_create(
-            owner=alice, name=f"acc{i}", host_url=s.host, ws_url=s.ws_url, api_key=s.api_key
-        )
-        for i, s in enumerate(paper_clean)
-    ]
-    services.orders_create(user=alice, accounts=accounts, legs=[services.Leg("SBIN", "NSE", "BUY", 1)] * 3)
+@pytest.mark.parametrize("tab", ["positions", "orders", "trades", "holdings", "funds"])
+def test_books_query_count_does_not_grow_with_accounts(client, alice, tab, django_assert_max_num_queries):
+    """5 accounts and 200 orders, then 50 accounts and 2,000: every tab runs the same queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from trading.testing import books_seed
+
     client.force_login(alice)
-    with django_assert_max_num_queries(8):
-        assert client.get("/trading/books/").status_code == 200
+    url = f"/trading/books/?tab={tab}"
+    books_seed(user=alice, accounts=5, orders=200)
+    client.get(url)  # warm the session and caches
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    books_seed(user=alice, accounts=45, orders=1800, start=5)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        page = client.get(url)
+    assert page.status_code == 200 and "acct-049" in page.content.decode()
+    assert len(small.captured_queries) <= 8
+
+
+@pytest.mark.django_db
+def test_books_tabs_filters_sorting_and_csv(client, alice):
+    from trading.testing import books_seed
+
+    books_seed(user=alice, accounts=3, orders=40)
+    client.force_login(alice)
+    page = client.get("/trading/books/?tab=orders&symbol=infy&status=open&sort=-qty").content.decode()
+    assert "INFY" in page and "SBIN" not in page and "Cancel" in page
+    qtys = [
+        o.quantity
+        for o in __import__("trading.selectors", fromlist=["x"]).order_list(user=alice, sort="-qty", limit=None)
+    ]
+    assert qtys == sorted(qtys, reverse=True)
+    page = client.get("/trading/books/?tab=positions").content.decode()
+    assert "outside AlgoMirror" in page and "Adopt broker" in page  # acct-000 is flagged
+    assert page.count('data-position="NSE:SBIN"') == 3
+    trades = client.get("/trading/books/?tab=trades").content.decode()
+    assert "outside AlgoMirror" in trades and "₹" in trades
+    for tab in ("positions", "orders", "trades", "holdings", "funds"):
+        body = client.get(f"/trading/books/?tab={tab}&export={tab}").content.decode()
+        lines = body.splitlines()
+        assert lines[0].startswith("account") or lines[0].startswith("time_ist")
+        assert len(lines) > 1, tab
+    assert client.get("/trading/books/?tab=nonsense&sort=';drop&account=abc").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,3 +179,66 @@ async def test_batch_progress_is_pushed_to_the_owner_only(alice, charlie, paper_
     assert msg["type"] == "order.updated" and msg["data"]["status"] == "accepted"
     await c.disconnect()
     await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db
+def test_book_actions_through_the_pages(client, alice, charlie, two):
+    from accounts.models import TradingAccount
+    from trading.models import Order, Position
+
+    a = two[0]
+    batch = services.orders_create(
+        user=alice,
+        accounts=[a],
+        legs=[
+            services.Leg("SBIN", "NSE", "BUY", 4),
+            services.Leg("INFY", "NSE", "BUY", 1, "LIMIT", price=Decimal("5")),
+        ],
+    )
+    services.orders_send_account(account_id=a.pk, batch_id=batch.pk)
+    services.orders_poll_account(account_id=a.pk)
+    limit = batch.orders.get(symbol="INFY")
+    pos = Position.objects.get(account=a, symbol="SBIN")
+    # Strangers see nothing and change nothing; state changes never go through GET.
+    client.force_login(charlie)
+    assert client.post(f"/trading/orders/order/{limit.pk}/cancel/").status_code == 404
+    assert client.post(f"/trading/positions/{pos.pk}/close/").status_code == 404
+    assert client.post(f"/trading/accounts/{a.pk}/state/", {"state": "halted"}).status_code == 404
+    client.force_login(alice)
+    assert client.get(f"/trading/orders/order/{limit.pk}/cancel/").status_code == 405
+    assert client.get(f"/trading/accounts/{a.pk}/close/").status_code == 405
+    # Modify with bad input: a clear error, nothing sent.
+    r = client.post(f"/trading/orders/order/{limit.pk}/modify/", {"pricetype": "LIMIT", "quantity": "1", "price": ""})
+    assert "A limit price is required" in r.content.decode()
+    r = client.post(
+        f"/trading/orders/order/{limit.pk}/modify/",
+        {"pricetype": "LIMIT", "quantity": "1", "price": "6.5"},
+        follow=True,
+    )
+    assert "modified" in r.content.decode()
+    limit.refresh_from_db()
+    assert limit.price == Decimal("6.5")
+    r = client.post(f"/trading/orders/order/{limit.pk}/cancel/", {"next": "/trading/books/?tab=orders"}, follow=True)
+    limit.refresh_from_db()
+    assert limit.status == Order.Status.CANCELLED and "cancelled" in r.content.decode()
+    # Halting from the page refuses new orders; the badge shows on the books.
+    r = client.post(f"/trading/accounts/{a.pk}/state/", {"state": "halted", "reason": "lunch"}, follow=True)
+    assert TradingAccount.objects.get(pk=a.pk).trading_state == "halted"
+    page = client.get(f"/trading/books/?account={a.pk}").content.decode()
+    assert "state-halted" in page and "lunch" in page
+    assert client.post(f"/trading/accounts/{a.pk}/state/", {"state": "bogus"}).status_code == 302
+    assert TradingAccount.objects.get(pk=a.pk).trading_state == "halted"
+    # Closing a position on a halted account is an exit, so it is allowed.
+    r = client.post(f"/trading/positions/{pos.pk}/close/")
+    assert r.status_code == 302 and "/trading/orders/" in r["Location"]
+    exit_order = Order.objects.get(reduce_only=True)
+    assert exit_order.action == "SELL" and exit_order.quantity == 4
+    # A repair with stale figures is refused with a message and changes nothing.
+    r = client.post(
+        f"/trading/accounts/{a.pk}/repair/",
+        {"exchange": "NSE", "symbol": "SBIN", "product": "MIS", "ours": "9", "broker": "4"},
+        follow=True,
+    )
+    assert "changed since you looked" in r.content.decode() or "in flight" in r.content.decode()
+    pos.refresh_from_db()
+    assert pos.quantity == 4
