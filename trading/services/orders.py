@@ -415,7 +415,20 @@ def order_refresh(*, order_id: int) -> Order:
     res = _client(order.account).orderstatus(orderid=order.broker_orderid, strategy=order.tag)
     if not res.ok or not isinstance(res.data, dict):
         return order
-    d = res.data
+    return _apply_status(order, res.data)
+
+
+def order_apply_update(*, account_id: int, data: dict) -> Order | None:
+    """An `order_update` pushed on the account's WebSocket. Same path as polling; the
+    compare-and-set on the filled quantity makes a duplicate or late update a no-op."""
+    oid = str(data.get("orderid") or "")
+    order = Order.objects.select_related("account").filter(account_id=account_id, broker_orderid=oid).first()
+    if order is None or order.status not in (Status.ACCEPTED, Status.OPEN):
+        return order  # not ours (reconciliation flags it), or not yet recorded (the poller settles it)
+    return _apply_status(order, data)
+
+
+def _apply_status(order: Order, d: dict) -> Order:
     broker_status = str(d.get("order_status", ""))
     status = TERMINAL.get(broker_status, Status.OPEN)
     avg = to_decimal(d.get("average_price"), None)

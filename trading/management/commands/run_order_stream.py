@@ -1,0 +1,23 @@
+"""The order-update process: one WebSocket per account, updates applied as they arrive."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Listen to every active account's order updates (duplicates are harmless: applied once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--refresh", type=float, default=10.0, help="seconds between account list reloads")
+
+    def handle(self, *args, **opts):
+        from trading.orderstream import OrderStreams
+
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        OrderStreams(refresh_every=opts["refresh"]).run(stop)
