@@ -76,6 +76,7 @@ bench: $(STAMP) services
 	$(PY) bench/feed_bench.py
 	DATABASE_URL=$(PG_URL) $(PY) bench/feed_failover_bench.py --trials 20
 	DATABASE_URL=$(PG_URL) $(PY) bench/orders_faults_bench.py --trials 20
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q -s -p no:cacheprovider -o python_files='bench_*.py' bench/bench_trading.py
 
 run: $(STAMP)
 	@exec $(PY) -m algomirror.launcher

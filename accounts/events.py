@@ -18,7 +18,14 @@ def broadcast(group: str, event_type: str, data: dict) -> None:
 
     def send() -> None:
         layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group, {"type": event_type.replace(".", "_"), "data": data})
+        message = {"type": event_type.replace(".", "_"), "data": data}
+        if layer is None:
+            return
+        if hasattr(layer, "serialize"):  # channels_redis: publish directly, see group_publish
+            from marketdata import store
+
+            store.group_publish(layer, group, message)
+        else:
+            async_to_sync(layer.group_send)(group, message)
 
     transaction.on_commit(send)

@@ -97,7 +97,8 @@ def main() -> int:
         redis_proc, env["REDIS_URL"] = start_private_redis(var / "redis")
     env["WEB_PORT"] = str(free_port(int(env.get("WEB_PORT", "8000"))))
     env["FLOWER_PORT"] = str(free_port(int(env.get("FLOWER_PORT", "5555"))))
-    env.setdefault("CELERY_CONCURRENCY", "4")
+    env.setdefault("CELERY_CONCURRENCY", "8")
+    env.setdefault("CELERY_WORKERS", "2")
     env.setdefault("BROKERSIM_ACCOUNTS", "3")
     env.setdefault("BROKERSIM_SEED", "1")
     env.setdefault("BROKERSIM_BASE_PORT", "5100")
@@ -116,7 +117,10 @@ def main() -> int:
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
         honcho = subprocess.Popen(
-            [str(VENV_BIN / "honcho"), "start", "-f", "Procfile"], cwd=ROOT, env=env, start_new_session=True
+            [str(VENV_BIN / "honcho"), "start", "-f", "Procfile", "-c", f"worker={env['CELERY_WORKERS']}"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
         )
         port = int(env["WEB_PORT"])
         while not stopping and honcho.poll() is None and not wait_port(port, 1.0, honcho):

@@ -18,10 +18,18 @@ class BatchConsumer(AsyncJsonWebsocketConsumer):
         self.group = events.batch_group(pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Joined first, then the snapshot: an update that landed between the page render and
+        # this connection (a fill pushed by the order stream) is never lost.
+        for row in await self._rows(pk):
+            await self.send_json({"type": "order.updated", "data": row})
 
     @database_sync_to_async
     def _visible(self, user, pk: int) -> bool:
         return selectors.batch_get(user=user, pk=pk) is not None
+
+    @database_sync_to_async
+    def _rows(self, pk: int) -> list[dict]:
+        return selectors.batch_rows(batch_id=pk)
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

@@ -7,13 +7,16 @@ for clock skew and for orders a human places in OpenAlgo directly.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from marketdata import store
 
 RATE = 8.0
 _TAKE = """
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
 tokens = math.min(burst, tokens + (now - at) * rate)
@@ -30,12 +33,12 @@ return tostring((1 - tokens) / rate)
 
 def acquire(account_id: int, *, rate: float = RATE, timeout: float = 30.0) -> bool:
     """Block until this account may send one more order (False after `timeout`)."""
-    r = store.client()
-    script = r.register_script(_TAKE)
+    script = _script()
     # One burst token only: a full-rate burst could still put 9 orders in one moving second.
     deadline = time.monotonic() + timeout
     while True:
-        wait = float(script(keys=[f"throttle:orders:{account_id}"], args=[rate, 1, f"{_redis_now(r):.6f}"]))
+        # Redis's own clock (TIME inside the script): every worker process measures against it.
+        wait = float(script(keys=[f"throttle:orders:{account_id}"], args=[rate, 1]))
         if wait <= 0:
             return True
         if time.monotonic() + wait > deadline:
@@ -43,7 +46,6 @@ def acquire(account_id: int, *, rate: float = RATE, timeout: float = 30.0) -> bo
         time.sleep(wait)
 
 
-def _redis_now(r) -> float:
-    """Redis's clock, so every worker process measures against the same time."""
-    sec, usec = r.time()
-    return sec + usec / 1e6
+@functools.cache
+def _script():
+    return store.client().register_script(_TAKE)

@@ -7,6 +7,7 @@ it started is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -87,7 +88,8 @@ def stack(tmp_path_factory):
         WEB_PORT=str(_free_port()),
         FLOWER_PORT=str(_free_port()),
         BROKERSIM_BASE_PORT=str(_brokersim_base()),
-        CELERY_CONCURRENCY="2",
+        CELERY_CONCURRENCY="4",
+        CELERY_WORKERS="1",
     )
     log = open(tmp / "make-run.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -234,8 +236,66 @@ def test_browser_order_on_three_paper_accounts_fills_into_the_books(stack):
         expect(page.locator("[data-order] [data-f=status]", has_text="Filled")).to_have_count(3, timeout=30000)
         page.screenshot(path=str(ARTIFACTS / "13-order-progress.png"), full_page=True)
         page.goto(f"{base}/trading/books/")
-        expect(page.locator("td", has_text="SBIN")).to_have_count(6)  # 3 positions + 3 orders
+        expect(page.locator('[data-position="NSE:SBIN"]')).to_have_count(3)
         page.screenshot(path=str(ARTIFACTS / "14-books.png"), full_page=True)
+        page.get_by_role("link", name="Orders").click()
+        expect(page.locator("[data-order]")).to_have_count(3)
+        page.screenshot(path=str(ARTIFACTS / "15-books-orders.png"), full_page=True)
+
+        # A trade placed directly at one broker shows as "outside AlgoMirror" after one read.
+        info = json.loads(Path(stack["env"]["BROKERSIM_ACCOUNTS_FILE"]).read_text())[0]
+        r = httpx.post(
+            f"{info['host']}/api/v1/placeorder",
+            json={
+                "apikey": info["api_key"],
+                "strategy": "phone",
+                "symbol": "INFY",
+                "exchange": "NSE",
+                "action": "BUY",
+                "quantity": "2",
+                "pricetype": "MARKET",
+                "product": "MIS",
+            },
+            timeout=10,
+        )
+        assert r.json()["status"] == "success"
+        page.goto(f"{base}/trading/books/")
+        page.on("dialog", lambda d: d.accept())
+        page.get_by_role("button", name="Read brokers now").click()
+        for _ in range(30):
+            if page.locator("text=outside AlgoMirror").count():
+                break
+            page.wait_for_timeout(1000)
+            page.reload()
+        expect(page.locator("[data-flag]")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "16-books-reconciliation.png"), full_page=True)
+        page.get_by_role("button", name="Adopt broker's 2").click()
+        expect(page.locator("[data-flag]")).to_have_count(0)
+        expect(page.locator('[data-position="NSE:INFY"]')).to_have_count(1)
+        for n, tab in ((17, "Trades"), (18, "Holdings"), (19, "Funds")):
+            page.get_by_role("link", name=tab, exact=True).click()
+            page.wait_for_load_state()
+            if tab == "Trades":  # the phone order is tagged as coming from outside
+                expect(page.locator("td .badge", has_text="outside AlgoMirror")).to_have_count(1)
+            page.screenshot(path=str(ARTIFACTS / f"{n}-books-{tab.lower()}.png"), full_page=True)
+
+        # Close one position from the books: a reduce-only exit that fills and flattens it.
+        page.goto(f"{base}/trading/books/?tab=positions&symbol=INFY")
+        page.get_by_role("button", name="Close").click()
+        expect(page.locator("[data-order] [data-f=status]", has_text="Filled")).to_have_count(1, timeout=30000)
+        page.screenshot(path=str(ARTIFACTS / "20-position-closed.png"), full_page=True)
+
+        # Halt one account from its books: new orders are refused, the badge says why.
+        page.goto(f"{base}/trading/books/")
+        page.select_option("select[name=account]", label=info["name"])
+        page.get_by_role("button", name="Filter").click()
+        page.select_option("select[name=state]", "halted")
+        page.fill("input[name=reason]", "broker maintenance")
+        page.get_by_role("button", name="Set", exact=True).click()
+        expect(page.locator("[data-account-bar] .state-halted")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "21-account-halted.png"), full_page=True)
+        page.goto(f"{base}/trading/orders/new/")
+        expect(page.locator("text=halted: exits only")).to_have_count(1)
         browser.close()
 
 

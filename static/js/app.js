@@ -38,6 +38,11 @@
       if (!window.confirm(f.getAttribute("data-confirm"))) ev.preventDefault();
     });
   });
+  // Row buttons of long tables share one hidden form (one CSRF token per page, not per row).
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest && ev.target.closest("button[data-confirm]");
+    if (b && !b.form?.hasAttribute("data-confirm") && !window.confirm(b.getAttribute("data-confirm"))) ev.preventDefault();
+  });
 
   var msgs = document.querySelector("[data-messages]");
   if (msgs && !msgs.querySelector(".msg-error")) {

@@ -113,6 +113,7 @@ def orders_create(
         batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200])
         # BUY legs before SELL legs: hedges first, so a short is never naked in between.
         ordered = sorted(enumerate(legs), key=lambda il: il[1].action != "BUY")
+        plain: list[Order] = []  # one INSERT for every unsplit order of the batch
         for a in accounts:
             for i, leg in ordered:
                 info = limits.get((leg.symbol, leg.exchange), {"lotsize": 1, "freeze_qty": 0})
@@ -131,7 +132,7 @@ def orders_create(
                 }
                 key = f"b{batch.pk}:a{a.pk}:l{i}:g0"
                 if len(parts) == 1:
-                    Order.objects.create(idempotency_key=key, quantity=leg.quantity, **common)
+                    plain.append(Order(idempotency_key=key, quantity=leg.quantity, **common))
                     continue
                 # Above the freeze quantity: a parent that is never sent, and children that are.
                 parent = Order.objects.create(idempotency_key=key, quantity=leg.quantity, status=Status.SPLIT, **common)
@@ -141,6 +142,7 @@ def orders_create(
                         for n, q in enumerate(parts)
                     ]
                 )
+        Order.objects.bulk_create(plain)
         from ..tasks import orders_send_task
 
         for a in accounts:
@@ -174,6 +176,7 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
         qs.update(status=Status.REJECTED, last_error="API key unreadable: account halted")
         return []
     for order in sorted(qs, key=lambda o: (o.action != "BUY", o.pk)):
+        order.account = account  # already loaded: no query per order for its name
         if not _claim(order):
             continue
         if order.reduce_only:
@@ -304,8 +307,11 @@ def _record_outcome(order: Order, res) -> None:
         upd = {"status": Status.REJECTED, "last_error": res.message[:300]}
     else:
         upd = {"status": Status.UNKNOWN, "last_error": f"{res.reason}: {res.message}"[:300]}
-    Order.objects.filter(pk=order.pk, status=Status.SENDING).update(**upd)
-    order.refresh_from_db()
+    if Order.objects.filter(pk=order.pk, status=Status.SENDING).update(**upd):
+        for field, value in upd.items():
+            setattr(order, field, value)
+    else:
+        order.refresh_from_db()  # someone else moved it meanwhile (a sweeper): show what is stored
     events.order_changed(order)
     if order.status == Status.UNKNOWN:
         from ..tasks import order_reconcile_task

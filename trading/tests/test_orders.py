@@ -76,20 +76,35 @@ def assert_exactly_once(batch, pairs) -> None:
         {"kind": "drop_after_execute"},
         {"kind": "reset"},
         {"kind": "status", "value": 429},
+        {"kind": "late_average_price", "value": 2},
         {"kind": "malformed"},
     ],
-    ids=["500", "drop_after_execute", "reset", "429", "malformed"],
+    ids=["500", "drop_after_execute", "reset", "429", "late_average_price", "malformed"],
 )
 def test_exactly_once_under_faults(alice, accounts, fault):
+    from trading.models import Position, Reconciliation
+
     for _trial in range(TRIALS):
-        for _, sim in accounts:
+        for a, sim in accounts:
             sim.sim("POST", "reset")
+            Position.objects.filter(account=a).delete()  # the broker starts flat again, so do we
             sim.sim("POST", "fault", {"endpoint": "placeorder", "count": 2, **fault})
         batch = services.orders_create(user=alice, accounts=[a for a, _ in accounts], legs=legs(accounts[0][1]))
         run_until_settled(batch)
         assert_exactly_once(batch, accounts)
         for _, sim in accounts:
             sim.sim("DELETE", "fault")
+        # Our final state matches the broker's: every fill booked at the broker's price, and our
+        # positions equal its positionbook (reconciliation finds nothing).
+        for _ in range(5):
+            for o in batch.orders.filter(status__in=[Status.ACCEPTED, Status.OPEN]):
+                services.order_refresh(order_id=o.pk)
+        for a, sim in accounts:
+            book = {r["orderid"]: r for r in sim.ok("tradebook")["data"]}
+            for o in batch.orders.filter(account=a):
+                assert o.status == Status.COMPLETE, (o.symbol, o.status)
+                assert o.average_price == Decimal(str(book[o.broker_orderid]["average_price"]))
+            assert services.account_books_refresh(account_id=a.pk).state == Reconciliation.State.MATCHED
 
 
 @pytest.mark.django_db

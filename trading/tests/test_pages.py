@@ -174,6 +174,8 @@ async def test_batch_progress_is_pushed_to_the_owner_only(alice, charlie, paper_
     c = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/batches/{batch.pk}/")
     c.scope["user"] = alice
     assert (await c.connect())[0]
+    snapshot = await c.receive_json_from(timeout=5)  # the state at connect: nothing missed in between
+    assert snapshot["type"] == "order.updated" and snapshot["data"]["status"] == "pending"
     await sync_to_async(services.orders_send_account)(account_id=acc.pk, batch_id=batch.pk)
     msg = await c.receive_json_from(timeout=5)
     assert msg["type"] == "order.updated" and msg["data"]["status"] == "accepted"
