@@ -23,3 +23,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def account_updated(self, event):
         await self.send_json({"type": events.ACCOUNT_UPDATED, "data": event["data"]})
+
+    async def position_updated(self, event):
+        # Fills from trading.events.position_changed: open books pages refresh their positions.
+        await self.send_json({"type": "position.updated", "data": event["data"]})

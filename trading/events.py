@@ -28,3 +28,25 @@ def account_changed(account_id: int) -> None:
 
     account = TradingAccount.objects.get(pk=account_id)
     broadcast(dashboard_group(account.owner_id), ACCOUNT_UPDATED, account_card(account))
+
+
+POSITION_UPDATED = "position.updated"
+
+
+def position_changed(position) -> None:
+    """A fill moved a position: the owner's open pages refresh (the risk layer reads positions
+    from the database, which this transaction has just written)."""
+    from accounts.events import dashboard_group
+
+    broadcast(
+        dashboard_group(position.account.owner_id),
+        POSITION_UPDATED,
+        {
+            "account_id": position.account_id,
+            "key": position.key,
+            "product": position.product,
+            "quantity": position.quantity,
+            "average_price": str(position.average_price),
+            "realized": str(position.realized),
+        },
+    )

@@ -267,6 +267,8 @@ def position_display_rows(rows: list[dict]) -> list[dict]:
             {
                 "pk": p.pk,
                 "key": p.key,
+                "raw_avg": str(p.average_price),
+                "raw_realized": str(p.realized),
                 "account": p.account.name,
                 "symbol": p.symbol,
                 "product": p.product,

@@ -237,6 +237,14 @@ def test_browser_order_on_three_paper_accounts_fills_into_the_books(stack):
         page.screenshot(path=str(ARTIFACTS / "13-order-progress.png"), full_page=True)
         page.goto(f"{base}/trading/books/")
         expect(page.locator('[data-position="NSE:SBIN"]')).to_have_count(3)
+        # Live P&L: the LTP cell follows the feed without a reload.
+        ltp = page.locator('[data-position="NSE:SBIN"] [data-f=ltp]').first
+        first = ltp.inner_text()
+        for _ in range(40):
+            if ltp.inner_text() != first:
+                break
+            page.wait_for_timeout(500)
+        assert ltp.inner_text() != first, "LTP did not move in 20 s"
         page.screenshot(path=str(ARTIFACTS / "14-books.png"), full_page=True)
         page.get_by_role("link", name="Orders").click()
         expect(page.locator("[data-order]")).to_have_count(3)

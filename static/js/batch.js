@@ -12,7 +12,7 @@
     set("broker_orderid", d.broker_orderid || "—");
     set("filled_quantity", String(d.filled_quantity));
     set("average_price", d.average_price || "—");
-    set("error", d.error || "");
+    set("error", [d.note, d.error].filter(Boolean).join(" · "));
   }
   var retry = 1000;
   function connect() {

@@ -473,6 +473,8 @@ def _apply_fill(order: Order, new_qty: int, new_avg: Decimal) -> None:
     )
     pos.quantity, pos.average_price, pos.realized = state.quantity, state.average_price, state.realized
     pos.save()
+    pos.account = order.account
+    events.position_changed(pos)
     transaction.on_commit(positions_register_interest)
 
 

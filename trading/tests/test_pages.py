@@ -244,3 +244,29 @@ def test_book_actions_through_the_pages(client, alice, charlie, two):
     assert "changed since you looked" in r.content.decode() or "in flight" in r.content.decode()
     pos.refresh_from_db()
     assert pos.quantity == 4
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_fill_is_pushed_to_the_owners_open_pages(alice, paper_clean):
+    from accounts.routing import websocket_urlpatterns as dashboard_routes
+
+    sim = paper_clean[0]
+    acc = await sync_to_async(account_services.account_create)(
+        owner=alice, name="filled", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
+    )
+    c = WebsocketCommunicator(URLRouter(dashboard_routes), "/ws/dashboard/")
+    c.scope["user"] = alice
+    assert (await c.connect())[0]
+    batch = await sync_to_async(services.orders_create)(
+        user=alice, accounts=[acc], legs=[services.Leg("SBIN", "NSE", "BUY", 2)]
+    )
+    await sync_to_async(services.orders_send_account)(account_id=acc.pk, batch_id=batch.pk)
+    await sync_to_async(services.orders_poll_account)(account_id=acc.pk)
+    for _ in range(5):
+        msg = await c.receive_json_from(timeout=5)
+        if msg["type"] == "position.updated":
+            break
+    assert msg["type"] == "position.updated"
+    assert msg["data"]["key"] == "NSE:SBIN" and msg["data"]["quantity"] == 2
+    await c.disconnect()
+    await sync_to_async(connections.close_all)()
