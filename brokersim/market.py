@@ -129,6 +129,14 @@ class Market:
     def today(self) -> dt.date:
         return self.now.astimezone(cal.IST).date()
 
+    @property
+    def listing_day(self) -> dt.date:
+        """The first day whose expiries are still alive: a contract stops being listed once its
+        expiry day's close has passed (the demo market keeps ticking after 15:30 IST, and an
+        option past expiry has no time value left to price)."""
+        now = self.now.astimezone(cal.IST)
+        return now.date() + dt.timedelta(days=1) if now.time() >= cal.MARKET_CLOSE else now.date()
+
     # ------------------------------------------------------------------ past
     def _generate_past(self, history_days: int) -> None:
         """Seeded 1-minute bars for every trading session in the window before `start`."""
@@ -237,7 +245,7 @@ class Market:
 
     # ------------------------------------------------------------------ control
     def lookup(self, symbol: str, exchange: str) -> ins.Instrument | None:
-        return ins.lookup(symbol, exchange, self.today)
+        return ins.lookup(symbol, exchange, self.listing_day)
 
     def set_ltp(self, inst: ins.Instrument, ltp: float) -> float:
         if inst.kind in ("index", "equity"):

@@ -645,7 +645,7 @@ def _resolve_option(inst: Instance, d: dict) -> tuple[ins.Instrument, float, ins
         steps = int(offset[3:]) * (-1 if offset.startswith("ITM") else 1)
     else:
         raise err(400, OFFSET_ERROR)
-    if expiry is None or expiry not in ins.option_expiries(u, market.today):
+    if expiry is None or expiry not in ins.option_expiries(u, market.listing_day):
         raise err(400, f"No strikes found for {base} expiring {expiry_text.upper()}")
     if future:
         fut = market.lookup(future, u.fo_exchange)
@@ -882,7 +882,7 @@ def h_expiry(inst, d, f):
     u = ins.UNDERLYINGS.get(d["symbol"].upper())
     if u is None or u.fo_exchange != d["exchange"]:
         raise err(404, f"No expiry dates found for {d['symbol']} in {d['exchange']}")
-    today = inst.sim.market.today
+    today = inst.sim.market.listing_day
     dates = ins.option_expiries(u, today) if d["instrumenttype"] == "options" else ins.future_expiries(u, today)
     return {
         "status": "success",
@@ -901,7 +901,7 @@ def h_symbol(inst, d, f):
 def h_search(inst, d, f):
     words = d["query"].upper().split()
     rows = []
-    for item in ins.all_instruments(inst.sim.market.today):
+    for item in ins.all_instruments(inst.sim.market.listing_day):
         if d.get("exchange") and item.exchange != d["exchange"]:
             continue
         if all(w in item.symbol for w in words):
@@ -919,7 +919,7 @@ def h_optionchain(inst, d, f):
     if u is None or u.fo_exchange is None:
         raise err(400, f"Underlying {d['underlying']} not supported for options")
     expiry = cal.parse_ddmmmyy(d["expiry_date"])
-    if expiry is None or expiry not in ins.option_expiries(u, market.today):
+    if expiry is None or expiry not in ins.option_expiries(u, market.listing_day):
         raise err(400, f"No strikes found for {u.name} expiring {d['expiry_date'].upper()}")
     spot_q = market.quote(ins.Instrument(u.name, u.exchange, "index", u))
     strikes = ins.listed_strikes(u)

@@ -130,3 +130,18 @@ def test_replay_reproduces_ticks(tmp_path):
         again.append(tick_data(replay.quote(opt), 2, None))
     assert again == original
     assert not replay.step()  # the recording has run out
+
+
+def test_an_expiry_is_delisted_once_its_close_has_passed():
+    """1 Dec 2026 is a NIFTY weekly expiry (Tuesday): listed until 15:30 IST, then gone, so
+    nothing is quoted or traded with no time value left (found when CI ran after 15:30 on it)."""
+    import datetime as dt
+
+    from brokersim import calendar as cal
+    from brokersim import instruments as ins
+
+    nifty = ins.UNDERLYINGS["NIFTY"]
+    for clock, first in (((15, 29), dt.date(2026, 12, 1)), ((15, 30), dt.date(2026, 12, 8))):
+        m = Market(seed=1, start=dt.datetime(2026, 12, 1, *clock, tzinfo=cal.IST), history_days=1)
+        assert ins.option_expiries(nifty, m.listing_day)[0] == first
+        assert (m.lookup("NIFTY01DEC2626000CE", "NFO") is not None) == (clock < (15, 30))
