@@ -16,8 +16,10 @@ request bodies, so keys never reach the logs.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -121,6 +123,13 @@ class Funds:
         }
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One verifying TLS context for every client: building one loads the CA bundle (~15 ms of
+    CPU), which per client was a third of a 50-account fan-out's time."""
+    return ssl.create_default_context()
+
+
 class OpenAlgoClient:
     """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is)."""
 
@@ -134,6 +143,7 @@ class OpenAlgoClient:
             timeout=timeout,
             transport=transport,
             limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
+            verify=_tls(),
             headers={"content-type": "application/json"},
         )
 

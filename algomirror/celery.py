@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "algomirror.settings")
 
@@ -42,3 +42,13 @@ def _reconcile_on_start(sender=None, **kwargs) -> None:
     """I8: reconcile every account as soon as a worker is up, not a cycle later. Several workers
     starting together reconcile more than once, which is harmless (reads only)."""
     sender.app.send_task("trading.tasks.books_refresh_task")
+
+
+@task_prerun.connect
+def _db_like_a_request(**kwargs) -> None:
+    """Treat each task like a web request: drop a connection that is broken or past CONN_MAX_AGE,
+    keep a healthy one. (Celery's own default closes every connection around every task; a new
+    PostgreSQL connection per order send cost more than the send itself — see settings.)"""
+    from django.db import close_old_connections
+
+    close_old_connections()

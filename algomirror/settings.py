@@ -147,6 +147,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False  # exactly-once comes from the database, never from redelivery
+# Keep DB connections across tasks (Celery closes them around every task by default); health
+# and age are checked before each task instead (algomirror/celery.py).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="algomirror")
@@ -279,3 +282,4 @@ CHAIN_SESSION_TTL = env.int("CHAIN_SESSION_TTL", default=300)
 # After the client timeout plus this many seconds, a request whose outcome was unknown can no
 # longer be in flight: reconciliation may then conclude from the broker's orderbook.
 ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)
+RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=60)

@@ -64,6 +64,21 @@ def start_worker(queue: str) -> subprocess.Popen:
     )
 
 
+def idle(queue: str, timeout: float = 90.0) -> None:
+    """Wait until the workers' queue has stayed empty for 2 s."""
+    from marketdata import store
+
+    quiet_since, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.client().llen(queue):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 2:
+            return
+        time.sleep(0.1)
+
+
 def accepted_times(batch, t0: float, n: int, timeout: float = 30.0) -> list[float]:
     """Seconds from t0 until each order of the batch was seen accepted (polled every 20 ms with
     one raw query, so the observer takes little of the CPU it measures)."""
@@ -96,6 +111,7 @@ def test_fanout_50_accounts_50ms(tmp_path, alice, celery_test_queue):
         ]
         for s in sims:
             s.sim("POST", "fault", {"endpoint": "placeorder", "kind": "latency", "value": 50})
+        idle(celery_test_queue)  # start-up work (connection checks, reconciliation) is done
         results = []
         for trial in range(7):
             t0 = time.monotonic()

@@ -84,17 +84,17 @@ def books(request: HttpRequest) -> HttpResponse:
     f = {"account_id": account_id, "symbol": g.get("symbol", "").strip()[:40], "sort": g.get("sort", "")}
     ctx: dict = {"tab": tab, "tabs": TABS, "accounts": accounts, "f": f, "status": g.get("status", "")}
     ctx["account"] = next((a for a in accounts if a.pk == account_id), None)
-    ctx["u"] = {n: _row_url(n) for n in ("position_close", "order_cancel", "order_modify", "batch_detail")}
+    ctx["u"] = {n: _row_url(n) for n in ("order_cancel", "order_modify", "batch_detail")}
     if tab == "positions":
         rows, subtotals, totals = selectors.positions_page(user=request.user, open_only=g.get("open") == "1", **f)
         ctx |= {"rows": rows, "subtotals": subtotals, "totals": totals, "open_only": g.get("open") == "1"}
-        ctx["display"] = selectors.position_display_rows(rows)
+        ctx["display"] = selectors.position_display_rows(rows, _row_url("position_close"))
         ctx["unpriced"] = sum(1 for r in rows if r["pnl"] is None and r["position"].quantity)
         ctx["flags"] = selectors.reconciliation_flags(user=request.user, account_id=account_id)
     elif tab == "orders":
         full = g.get("export") == "orders"
         ctx["orders"] = selectors.order_list(user=request.user, status=ctx["status"], limit=None if full else 200, **f)
-        ctx["display"] = [] if full else selectors.order_display_rows(ctx["orders"])
+        ctx["display"] = [] if full else selectors.order_display_rows(ctx["orders"], ctx["u"])
         ctx["statuses"] = [("live", "Open / working")] + [c for c in Order.Status.choices if c[0] != "split"]
     elif tab in ("trades", "holdings"):
         rows, copies = selectors.broker_book_rows(user=request.user, kind=tab, **f)

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -73,14 +74,7 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
         client = _client(account)
     except crypto.KeyUnreadable:
         return _unknown(account, now, "API key unreadable")
-    try:
-        book = _read(client, "positionbook", brokerbooks.parse_positionbook)
-    except brokerbooks.BookUnreadable as e:
-        _store(account, BrokerBook.Kind.POSITIONS, now, error=str(e))
-        recon = _unknown(account, now, str(e))
-    else:
-        _store(account, BrokerBook.Kind.POSITIONS, now, rows=[_position_json(p) for p in book.values()])
-        recon = _compare(account, book, now)
+    recon = _reconcile_positions(account, client, now)
     for kind, endpoint, parse in (
         (BrokerBook.Kind.TRADES, "tradebook", brokerbooks.parse_tradebook),
         (BrokerBook.Kind.HOLDINGS, "holdings", brokerbooks.parse_holdings),
@@ -90,6 +84,36 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
         except brokerbooks.BookUnreadable as e:
             _store(account, kind, now, error=str(e))
     return recon
+
+
+def _reconcile_positions(account: TradingAccount, client, now: dt.datetime) -> Reconciliation:
+    try:
+        book = _read(client, "positionbook", brokerbooks.parse_positionbook)
+    except brokerbooks.BookUnreadable as e:
+        _store(account, BrokerBook.Kind.POSITIONS, now, error=str(e))
+        return _unknown(account, now, str(e))
+    _store(account, BrokerBook.Kind.POSITIONS, now, rows=[_position_json(p) for p in book.values()])
+    return _compare(account, book, now)
+
+
+def account_reconcile_if_stale(*, account: TradingAccount, now: dt.datetime | None = None) -> Reconciliation | None:
+    """Reconcile positions now unless a readable positionbook was compared within the last three
+    cycles. Called before an account's entries are sent, so the first entry after a restart (or
+    after the broker was unreadable) waits for a good read (I8). Returns None when the last one is
+    still fresh (nothing was read), else the new reconciliation."""
+    now = now or timezone.now()
+    try:
+        recon = account.reconciliation  # select_related by the caller when it can
+    except Reconciliation.DoesNotExist:
+        recon = None
+    fresh = now - dt.timedelta(seconds=3 * settings.RECONCILE_SECONDS)
+    if recon is not None and recon.state != State.UNKNOWN and recon.checked_at >= fresh:
+        return None
+    try:
+        client = _client(account)
+    except crypto.KeyUnreadable:
+        return _unknown(account, now, "API key unreadable")
+    return _reconcile_positions(account, client, now)
 
 
 def _position_json(p: brokerbooks.BrokerPosition) -> dict:

@@ -165,7 +165,8 @@ def _claim(order: Order) -> bool:
 
 
 def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list[Order]:
-    account = TradingAccount.objects.get(pk=account_id)
+    # The latest reconciliation rides along (one query): entries need it, see _entries_allowed.
+    account = TradingAccount.objects.select_related("reconciliation").get(pk=account_id)
     qs = Order.objects.filter(account=account, status=Status.PENDING)
     if batch_id is not None:
         qs = qs.filter(batch_id=batch_id)
@@ -175,7 +176,21 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
     except crypto.KeyUnreadable:
         qs.update(status=Status.REJECTED, last_error="API key unreadable: account halted")
         return []
-    for order in sorted(qs, key=lambda o: (o.action != "BUY", o.pk)):
+    pending = sorted(qs, key=lambda o: (o.action != "BUY", o.pk))
+    if any(not o.reduce_only for o in pending) and not _entries_allowed(account):
+        # Halted or reducing since the order was queued, or the broker's positions could not be
+        # read before this first entry: new exposure is refused here, exits still go out.
+        why = f"not sent: {account.name} is {account.get_trading_state_display().lower()}"
+        if account.halt_reason:
+            why += f" ({account.halt_reason})"
+        for order in [o for o in pending if not o.reduce_only]:
+            if Order.objects.filter(pk=order.pk, status=Status.PENDING).update(
+                status=Status.REJECTED, last_error=why[:300]
+            ):
+                order.status, order.last_error, order.account = Status.REJECTED, why[:300], account
+                events.order_changed(order)
+        pending = [o for o in pending if o.reduce_only]
+    for order in pending:
         order.account = account  # already loaded: no query per order for its name
         if not _claim(order):
             continue
@@ -192,6 +207,17 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
         _send(client, account, order)
         sent.append(order)
     return sent
+
+
+def _entries_allowed(account: TradingAccount) -> bool:
+    """I8: an account takes new entries only while ACTIVE and only once its positions have been
+    read from the broker recently (after a restart, the first entry waits for that read)."""
+    from .books import account_reconcile_if_stale
+
+    fresh = account_reconcile_if_stale(account=account)
+    if fresh is not None:  # it read the broker just now, which may have halted the account
+        account.refresh_from_db(fields=["trading_state", "halt_reason"])
+    return account.trading_state == TradingAccount.TradingState.ACTIVE
 
 
 def _send(client, account: TradingAccount, order: Order) -> None:

@@ -301,3 +301,33 @@ def test_a_manual_halt_is_not_lifted_by_reconciliation(alice, acc):
     services.account_books_refresh(account_id=account.pk)
     account.refresh_from_db()
     assert account.trading_state == "halted" and account.halt_reason == "going on leave"
+
+
+def test_entries_wait_for_a_good_read_of_the_broker_and_a_halt_stops_queued_entries(alice, acc):
+    account, sim = acc
+    # First entry since start: no reconciliation yet, and the broker cannot be read → not sent.
+    sim.sim("POST", "fault", {"endpoint": "positionbook", "kind": "status", "value": 503})
+    batch = place(alice, account, Leg("SBIN", "NSE", "BUY", 2))
+    o = batch.orders.get()
+    assert o.status == Status.REJECTED and "halted" in o.last_error
+    assert sim.ledger() == []
+    account.refresh_from_db()
+    assert account.trading_state == TradingAccount.TradingState.HALTED
+    # A good read comes first, then the entry goes out.
+    sim.sim("DELETE", "fault")
+    assert services.account_books_refresh(account_id=account.pk).state == Reconciliation.State.MATCHED
+    account.refresh_from_db()
+    assert account.trading_state == TradingAccount.TradingState.ACTIVE
+    place(alice, account, Leg("SBIN", "NSE", "BUY", 2))
+    assert len(sim.ledger()) == 1
+    # Queued, then the account is halted before its task runs: the entry is refused, the exit sent.
+    queued = services.orders_create(
+        user=alice,
+        accounts=[account],
+        legs=[Leg("INFY", "NSE", "BUY", 1), Leg("SBIN", "NSE", "SELL", 2, reduce_only=True)],
+    )
+    services.account_trading_state_set(user=alice, account_id=account.pk, state="halted", reason="risk off")
+    services.orders_send_account(account_id=account.pk, batch_id=queued.pk)
+    statuses = dict(queued.orders.values_list("symbol", "status"))
+    assert statuses == {"INFY": Status.REJECTED, "SBIN": Status.ACCEPTED}
+    assert [r["symbol"] for r in sim.ledger()] == ["SBIN", "SBIN"]
