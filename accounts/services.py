@@ -77,6 +77,13 @@ def connection_test(*, host_url: str, api_key: str) -> PingResult:
 
 
 # ---------------------------------------------------------------- create / update / delete
+def funds_fields(res, now) -> dict:
+    """The account fields a successful /funds answer updates (none if it failed)."""
+    if res.ok and isinstance(res.data, dict):
+        return {"funds": Funds.parse(res.data).as_json(), "funds_at": now}
+    return {}
+
+
 def account_create(
     *,
     owner,
@@ -234,9 +241,7 @@ def account_check(*, account_id: int) -> TradingAccount | None:
         broker = str((res.data or {}).get("broker", ""))
         if broker and broker != account.broker:
             updates["broker"] = broker
-        funds = client.funds()
-        if funds.ok and isinstance(funds.data, dict):
-            updates.update(funds=Funds.parse(funds.data).as_json(), funds_at=now)
+        updates.update(funds_fields(client.funds(), now))
     else:
         failures = account.consecutive_failures + 1
         updates.update(consecutive_failures=failures, last_error=res.message[:300], latency_ms=None)

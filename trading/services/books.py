@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import crypto
 from accounts.models import AuditEvent, TradingAccount
-from accounts.services import audit_record
+from accounts.services import audit_record, funds_fields
 
 from .. import brokerbooks, events
 from ..models import BrokerBook, Order, Position, Reconciliation
@@ -67,7 +67,7 @@ def _settling(account: TradingAccount) -> set[brokerbooks.Key]:
 
 
 def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) -> Reconciliation:
-    """Copy an account's positions, trades and holdings, and reconcile its positions."""
+    """Copy an account's positions, trades, holdings and funds, and reconcile its positions."""
     now = now or timezone.now()
     account = TradingAccount.objects.get(pk=account_id)
     try:
@@ -75,6 +75,8 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
     except crypto.KeyUnreadable:
         return _unknown(account, now, "API key unreadable")
     recon = _reconcile_positions(account, client, now)
+    if fields := funds_fields(client.funds(), now):  # so the funds tab follows fills too
+        TradingAccount.objects.filter(pk=account.pk).update(**fields)
     for kind, endpoint, parse in (
         (BrokerBook.Kind.TRADES, "tradebook", brokerbooks.parse_tradebook),
         (BrokerBook.Kind.HOLDINGS, "holdings", brokerbooks.parse_holdings),

@@ -236,6 +236,8 @@ def test_a_trade_placed_outside_shows_within_one_cycle_and_can_be_repaired(alice
     assert AuditEvent.objects.filter(action=AuditEvent.Action.RECONCILIATION, account=account).count() == 1
     trades = BrokerBook.objects.get(account=account, kind="trades")
     assert trades.ok and {t["symbol"] for t in trades.rows} == {"SBIN", "INFY"}
+    account.refresh_from_db()
+    assert Decimal(account.funds["utilised"]) > 0  # funds follow the fills on each cycle
     # The guard: a repair based on what the trader saw is refused once either side has moved.
     with pytest.raises(OrderRefused, match="changed since you looked"):
         services.position_repair(
