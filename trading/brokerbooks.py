@@ -40,6 +40,13 @@ def _rows(data, *keys: str) -> list:
     return data
 
 
+def from_result(res, parse):
+    """A book out of an OpenAlgo call's result: a failed call is unreadable, like a bad body."""
+    if not res.ok:
+        raise BookUnreadable(res.message or str(res.reason))
+    return parse(res.data)
+
+
 @dataclass(frozen=True)
 class BrokerPosition:
     exchange: str

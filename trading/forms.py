@@ -9,6 +9,19 @@ from .models import Order
 EXCHANGES = ["NSE", "BSE", "NFO", "BFO", "MCX", "CDS"]
 
 
+class PriceRules(forms.Form):
+    """Limit and stop orders need their prices (the order form and the modify form)."""
+
+    def clean(self):
+        d = super().clean()
+        pt = d.get("pricetype")
+        if pt in ("LIMIT", "SL") and not d.get("price"):
+            self.add_error("price", "A limit price is required for this order type.")
+        if pt in ("SL", "SL-M") and not d.get("trigger_price"):
+            self.add_error("trigger_price", "A trigger price is required for stop orders.")
+        return d
+
+
 class AccountChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: TradingAccount) -> str:
         if obj.trading_state == TradingAccount.TradingState.ACTIVE:
@@ -16,7 +29,7 @@ class AccountChoices(forms.ModelMultipleChoiceField):
         return f"{obj.name} ({obj.get_trading_state_display().lower()}: exits only)"
 
 
-class OrderForm(forms.Form):
+class OrderForm(PriceRules):
     accounts = AccountChoices(queryset=TradingAccount.objects.none(), widget=forms.CheckboxSelectMultiple)
     symbol = forms.RegexField(
         regex=r"^[A-Z0-9&\-_.]{1,40}$",
@@ -35,30 +48,12 @@ class OrderForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["accounts"].queryset = TradingAccount.objects.filter(owner=user, is_active=True)
 
-    def clean(self):
-        d = super().clean()
-        pt = d.get("pricetype")
-        if pt in ("LIMIT", "SL") and not d.get("price"):
-            self.add_error("price", "A limit price is required for this order type.")
-        if pt in ("SL", "SL-M") and not d.get("trigger_price"):
-            self.add_error("trigger_price", "A trigger price is required for stop orders.")
-        return d
 
-
-class ModifyForm(forms.Form):
+class ModifyForm(PriceRules):
     pricetype = forms.ChoiceField(choices=Order.PriceType.choices, label="Order type")
     quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
     price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
-
-    def clean(self):
-        d = super().clean()
-        pt = d.get("pricetype")
-        if pt in ("LIMIT", "SL") and not d.get("price"):
-            self.add_error("price", "A limit price is required for this order type.")
-        if pt in ("SL", "SL-M") and not d.get("trigger_price"):
-            self.add_error("trigger_price", "A trigger price is required for stop orders.")
-        return d
 
 
 class TradingStateForm(forms.Form):

@@ -131,7 +131,12 @@ def order_list(
 def _sorted(rows: list[dict], sort: str, allowed: dict, default: str) -> list[dict]:
     name, desc = sort_key(sort, allowed, default)
     getter = allowed[name]
-    return sorted(rows, key=lambda r: (getter(r) is None, getter(r) if getter(r) is not None else 0), reverse=desc)
+
+    def key(r):
+        v = getter(r)
+        return (v is None, 0 if v is None else v)  # rows without a value last
+
+    return sorted(rows, key=key, reverse=desc)
 
 
 POSITION_SORTS = {

@@ -302,20 +302,8 @@ def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def account_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close everything in one account (fan-out through Celery, so a slow broker never blocks the page)."""
-    from accounts.models import AuditEvent
-    from accounts.services import audit_record
-
-    from .tasks import account_close_all_task
-
     account = _account(request, pk)
-    audit_record(
-        action=AuditEvent.Action.ACCOUNT_CLOSED,
-        user=request.user,
-        account=account,
-        request=request,
-        message="close everything requested",
-    )
-    account_close_all_task.delay(account.pk, request.user.pk)
+    services.account_close_request(user=request.user, account_id=account.pk, request=request)
     messages.info(request, f"Closing everything on {account.name}: open orders cancelled, positions exited.")
     return _back(request)
 

@@ -47,10 +47,7 @@ def _store(account: TradingAccount, kind: str, now: dt.datetime, *, rows=None, e
 
 
 def _read(client, endpoint: str, parse):
-    res = getattr(client, endpoint)()
-    if not res.ok:
-        raise brokerbooks.BookUnreadable(res.message or str(res.reason))
-    return parse(res.data)
+    return brokerbooks.from_result(getattr(client, endpoint)(), parse)
 
 
 def _ours(account: TradingAccount) -> dict[brokerbooks.Key, int]:
@@ -137,14 +134,17 @@ def _unknown(account: TradingAccount, now: dt.datetime, error: str) -> Reconcili
         trading_state=TradingAccount.TradingState.HALTED, halt_reason=HALT_REASON
     )
     if halted:
-        audit_record(
-            action=AuditEvent.Action.TRADING_STATE,
-            account=account,
-            message=f"halted: broker positions unreadable ({error})",
-            details={"state": "halted"},
-        )
-    events.account_changed(account.pk)
+        _state_changed(account, "halted", f"halted: broker positions unreadable ({error})")
     return recon
+
+
+def _state_changed(account: TradingAccount, state: str, message: str, user=None) -> None:
+    """Audited, and the owner's pages told — only when the trading state really moved (a
+    reconcile cycle that changes nothing stays silent)."""
+    audit_record(
+        action=AuditEvent.Action.TRADING_STATE, user=user, account=account, message=message, details={"state": state}
+    )
+    events.account_changed(account.pk)
 
 
 def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
@@ -173,13 +173,7 @@ def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
         pk=account.pk, trading_state=TradingAccount.TradingState.HALTED, halt_reason=HALT_REASON
     ).update(trading_state=TradingAccount.TradingState.ACTIVE, halt_reason="")
     if resumed:
-        audit_record(
-            action=AuditEvent.Action.TRADING_STATE,
-            account=account,
-            message="active again: broker positions readable",
-            details={"state": "active"},
-        )
-    events.account_changed(account.pk)
+        _state_changed(account, "active", "active again: broker positions readable")
     return recon
 
 
@@ -234,12 +228,6 @@ def account_trading_state_set(*, user, account_id: int, state: str, reason: str 
         trading_state=state, halt_reason="" if state == TradingAccount.TradingState.ACTIVE else reason
     )
     account.refresh_from_db()
-    audit_record(
-        action=AuditEvent.Action.TRADING_STATE,
-        user=user,
-        account=account,
-        message=f"{account.get_trading_state_display()}" + (f": {reason}" if reason else ""),
-        details={"state": state},
-    )
-    events.account_changed(account.pk)
+    message = account.get_trading_state_display() + (f": {reason}" if reason else "")
+    _state_changed(account, state, message, user=user)
     return account

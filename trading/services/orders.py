@@ -284,11 +284,8 @@ def _reduce_only_gate(client, order: Order) -> bool:
     if same.filter(status__in=[Status.SENDING, Status.UNKNOWN]).exists():
         _unclaim(order, "waiting for an earlier exit's outcome before checking the position")
         return False
-    res = client.positionbook()
     try:
-        if not res.ok:
-            raise brokerbooks.BookUnreadable(res.message or str(res.reason))
-        book = brokerbooks.parse_positionbook(res.data)
+        book = brokerbooks.from_result(client.positionbook(), brokerbooks.parse_positionbook)
     except brokerbooks.BookUnreadable as e:
         # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open".
         _unclaim(order, f"broker position unknown ({e}): exit held")
@@ -623,14 +620,30 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
 
     account = TradingAccount.objects.get(pk=account_id)
     orders_cancel_all(account_id=account.pk)
-    res = _client(account).positionbook()
     try:
-        if not res.ok:
-            raise brokerbooks.BookUnreadable(res.message or str(res.reason))
-        book = brokerbooks.parse_positionbook(res.data)
+        book = brokerbooks.from_result(_client(account).positionbook(), brokerbooks.parse_positionbook)
     except brokerbooks.BookUnreadable as e:
         raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
     legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
     if not legs:
         return None
     return orders_create(user=user, accounts=[account], legs=legs, kind=OrderBatch.Kind.EXIT, note="close account")
+
+
+def account_close_request(*, user, account_id: int, request=None) -> None:
+    """Audit the trader's "close everything", then run it on a worker (a slow broker never holds
+    the page): `account_close_all` cancels open orders and exits every position."""
+    from accounts.models import AuditEvent
+    from accounts.services import audit_record
+
+    from ..tasks import account_close_all_task
+
+    account = TradingAccount.objects.get(pk=account_id)
+    audit_record(
+        action=AuditEvent.Action.ACCOUNT_CLOSED,
+        user=user,
+        account=account,
+        request=request,
+        message="close everything requested",
+    )
+    transaction.on_commit(lambda: account_close_all_task.delay(account.pk, user.pk if user else None))

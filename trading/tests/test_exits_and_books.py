@@ -36,6 +36,12 @@ def place(alice, account, *legs: Leg, poll: bool = True):
     return batch
 
 
+def outside_order(sim, symbol: str, quantity: int, **extra) -> None:
+    """An order placed straight at the broker (a phone call, OpenAlgo's own UI): not ours."""
+    body = {"pricetype": "MARKET", "product": "MIS", **extra}
+    sim.ok("placeorder", strategy="manual", symbol=symbol, exchange="NSE", action="BUY", quantity=str(quantity), **body)
+
+
 def broker_qty(sim, symbol="SBIN", exchange="NSE", product="MIS") -> int:
     return int(sim.ok("openposition", strategy="t", symbol=symbol, exchange=exchange, product=product)["quantity"])
 
@@ -167,17 +173,7 @@ def test_cancel_all_cancels_ours_and_outside_orders(alice, acc):
         Leg("SBIN", "NSE", "BUY", 1, "LIMIT", price=Decimal("5")),
         Leg("INFY", "NSE", "BUY", 1, "LIMIT", price=Decimal("5")),
     )
-    sim.ok(
-        "placeorder",
-        strategy="manual",
-        symbol="TCS",
-        exchange="NSE",
-        action="BUY",
-        quantity="1",
-        pricetype="LIMIT",
-        product="MIS",
-        price="5",
-    )
+    outside_order(sim, "TCS", 1, pricetype="LIMIT", price="5")
     out = services.orders_cancel_all(account_id=account.pk)
     assert out["ok"] and out["cancelled"] == 3
     assert set(batch.orders.values_list("status", flat=True)) == {Status.CANCELLED}
@@ -218,16 +214,7 @@ def test_a_trade_placed_outside_shows_within_one_cycle_and_can_be_repaired(alice
     place(alice, account, Leg("SBIN", "NSE", "BUY", 4))
     recon = services.account_books_refresh(account_id=account.pk)
     assert recon.state == Reconciliation.State.MATCHED
-    sim.ok(
-        "placeorder",
-        strategy="manual",
-        symbol="INFY",
-        exchange="NSE",
-        action="BUY",
-        quantity="7",
-        pricetype="MARKET",
-        product="MIS",
-    )
+    outside_order(sim, "INFY", 7)
     recon = services.account_books_refresh(account_id=account.pk)  # one cycle
     assert recon.state == Reconciliation.State.MISMATCH
     assert recon.differences == [

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from accounts import services as account_services
-from trading import services
+from trading import selectors, services
 from trading.models import Order
 from trading.routing import websocket_urlpatterns
 
@@ -141,10 +141,7 @@ def test_books_tabs_filters_sorting_and_csv(client, alice):
     client.force_login(alice)
     page = client.get("/trading/books/?tab=orders&symbol=infy&status=open&sort=-qty").content.decode()
     assert "INFY" in page and "SBIN" not in page and "Cancel" in page
-    qtys = [
-        o.quantity
-        for o in __import__("trading.selectors", fromlist=["x"]).order_list(user=alice, sort="-qty", limit=None)
-    ]
+    qtys = [o.quantity for o in selectors.order_list(user=alice, sort="-qty", limit=None)]
     assert qtys == sorted(qtys, reverse=True)
     page = client.get("/trading/books/?tab=positions").content.decode()
     assert "outside AlgoMirror" in page and "Adopt broker" in page  # acct-000 is flagged
