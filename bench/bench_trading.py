@@ -15,53 +15,25 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import statistics
 import subprocess
-import sys
 import time
 
 import pytest
 
 from accounts import services as account_services
-from algomirror.testing import database_url
-from brokersim.testing import ROOT, Broker, start_brokersim, stop
+from algomirror.testing import start_celery_worker
+from brokersim.testing import Broker, start_brokersim, stop
 from trading import services
 from trading.models import Order
 
 Status = Order.Status
-CONCURRENCY = os.environ.get("CELERY_CONCURRENCY", "8")
+CONCURRENCY = int(os.environ.get("CELERY_CONCURRENCY", "8"))
 WORKERS = int(os.environ.get("CELERY_WORKERS", "2"))
 
 
 def start_workers(queue: str, n: int) -> list[subprocess.Popen]:
-    return [start_worker(queue) for _ in range(n)]
-
-
-def start_worker(queue: str) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=database_url(), CELERY_QUEUE=queue, MARKET_CALENDAR="always_open")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "algomirror",
-            "worker",
-            "--pool=threads",
-            f"--concurrency={CONCURRENCY}",
-            "-Q",
-            queue,
-            "--loglevel=WARNING",
-            "--hostname",
-            f"bench-{os.getpid()}-{random.random():.6f}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return [start_celery_worker(queue, concurrency=CONCURRENCY) for _ in range(n)]
 
 
 def idle(queue: str, timeout: float = 90.0) -> None:

@@ -6,13 +6,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from accounts import services as account_services
-from algomirror.testing import database_url
+from algomirror.testing import start_celery_worker
 from brokersim.testing import ROOT, Broker, start_brokersim, stop
 from trading import services
 from trading.models import Order
@@ -38,39 +37,14 @@ def ten(tmp_path, alice):
 
 
 def start_worker(queue: str) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url(),
-        CELERY_QUEUE=queue,
+    return start_celery_worker(
+        queue,
+        "-B",
+        "--schedule",
+        str(ROOT / "var" / "test-instance" / f"beat-kill-{os.getpid()}"),
         OPENALGO_TIMEOUT="2",
         ORDER_UNKNOWN_GRACE="1",
-        MARKET_CALENDAR="always_open",
         HEALTH_BEAT_SECONDS="3600",
-    )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "algomirror",
-            "worker",
-            "-B",
-            "--pool=threads",
-            "--concurrency=4",
-            "-Q",
-            queue,
-            "--loglevel=WARNING",
-            "--hostname",
-            f"kill-{os.getpid()}-{random.random():.6f}@%h",
-            "--schedule",
-            str(ROOT / "var" / "test-instance" / f"beat-kill-{os.getpid()}"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
 
 
