@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from .server import Simulator
+from .simulator import Simulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

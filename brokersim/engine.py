@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import calendar as cal
 from . import instruments as ins
+from .faults import FaultKind
 from .market import Market
 
 OPEN, TRIGGER_PENDING, COMPLETE, CANCELLED, REJECTED = "open", "trigger pending", "complete", "cancelled", "rejected"
@@ -270,16 +271,16 @@ class Account:
         order = Order(self._next_orderid(), *fields, status, now, now, blocked_margin=need)
         self.orders[order.orderid] = order
         fault = fault or {}
-        if fault.get("kind") == "reject":
+        if fault.get("kind") == FaultKind.REJECT:
             order.status = REJECTED
             order.blocked_margin = 0.0
             order.rejection_reason = str(fault.get("value") or "RMS: Rejected by broker risk check (simulated)")
             self._emit(order)
             return order
-        if fault.get("kind") == "partial_fill":
+        if fault.get("kind") == FaultKind.PARTIAL_FILL:
             frac = float(fault.get("value") or 0.5)
             order.partial_limit = max(inst.lot_size, int(qty * frac) // inst.lot_size * inst.lot_size)
-        if fault.get("kind") == "late_average_price":
+        if fault.get("kind") == FaultKind.LATE_AVERAGE_PRICE:
             order.hide_avg_polls = int(fault.get("value") or 3)
         self._emit(order)
         self._try_fill(order, inst, at_placement=True)

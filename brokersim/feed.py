@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from . import wire
+from .faults import PriceFault
 from .instruments import hash_symbol
 
 if TYPE_CHECKING:
-    from .server import Instance
+    from .instance import Instance
 
 log = logging.getLogger("brokersim.feed")
 AUTH_GRACE_SECONDS = 15.0
@@ -95,7 +97,7 @@ class Feed:
         self.instance = instance
         self.clients: set[Client] = set()
         self.stalled = False
-        self.price_fault: str | None = None  # "zero" | "nan"
+        self.price_fault: PriceFault | None = None
         self.connections_total = 0
 
     # ----------------------------------------------------------------- tick fan-out
@@ -218,11 +220,8 @@ class Feed:
             )
             return
         if action == "get_supported_brokers":
-            from .server import BROKERS
-
-            await c.send(
-                {"type": "supported_brokers", "status": "success", "brokers": list(BROKERS), "count": len(BROKERS)}
-            )
+            brokers = list(wire.BROKERS)
+            await c.send({"type": "supported_brokers", "status": "success", "brokers": brokers, "count": len(brokers)})
             return
         if action not in (
             "subscribe",
@@ -379,11 +378,13 @@ class Feed:
         await c.send(reply)
 
 
-def ltp_data(symbol: str, exchange: str, ltp: float, ts_ms: int, fault: str | None, stamp_ms: int | None) -> bytes:
+def ltp_data(
+    symbol: str, exchange: str, ltp: float, ts_ms: int, fault: PriceFault | None, stamp_ms: int | None
+) -> bytes:
     """An LTP-mode `data` object without building a full quote (the hot path for LTP subscribers)."""
-    if fault == "zero":
+    if fault == PriceFault.ZERO:
         ltp = 0.0
-    elif fault == "nan":
+    elif fault == PriceFault.NAN:
         ltp = math.nan
     stamp = ts_ms if stamp_ms is None else stamp_ms
     return b'{"symbol":"%s","exchange":"%s","mode":1,"ltp":%s,"ltt":%d,"timestamp":%d}' % (
@@ -395,16 +396,16 @@ def ltp_data(symbol: str, exchange: str, ltp: float, ts_ms: int, fault: str | No
     )
 
 
-def tick_data(q, mode: int, fault: str | None, stamp_ms: int | None = None) -> bytes:
+def tick_data(q, mode: int, fault: PriceFault | None, stamp_ms: int | None = None) -> bytes:
     """The `data` object of a market_data frame (Angel-style keys), JSON-encoded.
 
     `ltt` is the market's (simulated) trade time; `timestamp` is when the server sent it,
     wall clock, as OpenAlgo stamps its frames (defaults to the market time).
     """
     ltp = q.ltp
-    if fault == "zero":
+    if fault == PriceFault.ZERO:
         ltp = 0.0
-    elif fault == "nan":
+    elif fault == PriceFault.NAN:
         ltp = math.nan
     d = {
         "symbol": q.symbol,

@@ -13,6 +13,25 @@ from . import calendar as cal
 from .engine import ACTIVE_STATUSES, COMPLETE, Account, Order
 
 SANDBOX, LIVE = "sandbox", "live"
+# Brokers OpenAlgo supports: instances are dealt these names in turn, and the feed lists them.
+BROKERS = (
+    "zerodha",
+    "dhan",
+    "angel",
+    "fyers",
+    "upstox",
+    "kotak",
+    "flattrade",
+    "shoonya",
+    "aliceblue",
+    "fivepaisa",
+    "groww",
+    "firstock",
+    "zebu",
+    "iifl",
+    "motilal",
+    "definedge",
+)
 
 
 def _r(x: float) -> float:

@@ -1,0 +1,42 @@
+"""The books an account shows: orders, trades, positions, holdings, one order's status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import wire
+from .reply import err
+
+if TYPE_CHECKING:
+    from ..instance import Instance
+
+
+def orderbook(inst: Instance, d: dict, fault: dict | None) -> dict:
+    return {"status": "success", "data": wire.orderbook(inst.account, inst.profile)}
+
+
+def tradebook(inst: Instance, d: dict, fault: dict | None) -> dict:
+    return {"status": "success", "data": wire.tradebook(inst.account, inst.profile)}
+
+
+def positionbook(inst: Instance, d: dict, fault: dict | None) -> dict:
+    return {"status": "success", **wire.positionbook(inst.account, inst.profile)}
+
+
+def holdings(inst: Instance, d: dict, fault: dict | None) -> dict:
+    return {"status": "success", "data": wire.holdings(inst.account, inst.profile)}
+
+
+def openposition(inst: Instance, d: dict, fault: dict | None) -> dict:
+    q = inst.account.net_quantity(d["symbol"], d["exchange"], d["product"])
+    return {"status": "success", "quantity": str(q) if inst.profile == wire.LIVE else q}
+
+
+def orderstatus(inst: Instance, d: dict, fault: dict | None) -> dict:
+    o = inst.account.get(d["orderid"])
+    if o is None:
+        raise err(404, f"Order {d['orderid']} not found")
+    row = wire.order_row(o, inst.profile, for_status=True)
+    if o.hide_avg_polls > 0 and o.status == "complete":
+        o.hide_avg_polls -= 1
+    return {"status": "success", "data": row}

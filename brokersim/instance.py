@@ -1,0 +1,110 @@
+"""One simulated OpenAlgo server: its key, paper account, feed, armed faults, rate-limit
+windows and serving state. Every instance shares the Simulator's market."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from . import wire
+from .engine import Account, Order
+from .faults import Fault
+from .feed import Feed
+from .ratelimit import MovingWindow
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
+
+
+@dataclass
+class Instance:
+    sim: Simulator
+    index: int
+    name: str
+    broker: str
+    api_key: str
+    profile: str
+    account: Account
+    user_id: str = "admin"
+    rest_port: int = 0
+    ws_port: int = 0
+    session_expired: bool = False
+    faults: list[Fault] = field(default_factory=list)
+    requests: Counter = field(default_factory=Counter)
+    ws_down: bool = False
+    ws_site: web.TCPSite | None = None
+    ws_runner: web.AppRunner | None = None
+    rest_runner: web.AppRunner | None = None
+    stopped: bool = False
+    feed: Feed = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.feed = Feed(self)
+        # OpenAlgo limits order routes and other routes separately (see gate.BUCKET_OF).
+        self.limits = {
+            "order": MovingWindow(self.sim.order_rate_limit),
+            "smart": MovingWindow(self.sim.order_rate_limit),
+            "api": MovingWindow(self.sim.api_rate_limit),
+        }
+        self.account.listeners.append(self._order_event)
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    def info(self) -> dict:
+        return {
+            "name": self.name,
+            "broker": self.broker,
+            "host": self.host,
+            "ws_url": self.ws_url,
+            "api_key": self.api_key,
+        }
+
+    def _order_event(self, o: Order) -> None:
+        self.feed.order_update(
+            {
+                "type": "order_update",
+                "user_id": self.user_id,
+                "mode": "analyze" if self.profile == wire.SANDBOX else "live",
+                "broker": "sandbox" if self.profile == wire.SANDBOX else self.broker,
+                "orderid": o.orderid,
+                "symbol": o.symbol,
+                "exchange": o.exchange,
+                "action": o.action,
+                "quantity": o.quantity,
+                "price": o.price,
+                "trigger_price": o.trigger_price,
+                "pricetype": o.pricetype,
+                "product": o.product,
+                "order_status": o.status,
+                "filled_quantity": o.filled_quantity,
+                "pending_quantity": o.pending_quantity,
+                "average_price": round(o.average_price, 2),
+                "rejection_reason": o.rejection_reason,
+            }
+        )
+
+    def reset(self) -> None:
+        fresh = self.sim.new_account(self.index)
+        self.account.orders, self.account.trades, self.account.positions = {}, [], {}
+        self.account.holdings = fresh.holdings
+        self.account.capital = fresh.capital
+        self.faults.clear()
+        self.session_expired = False
+        self.requests.clear()
+        self.feed.stalled = False
+        self.feed.price_fault = None
+        for lim in self.limits.values():
+            lim.reset()
+
+
+# How the REST and WebSocket apps of an instance find it (request.app[INSTANCE]).
+INSTANCE = web.AppKey("instance", Instance)
