@@ -68,8 +68,8 @@ lint: $(STAMP)
 test: $(STAMP) services browser lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest brokersim
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest accounts marketdata trading algomirror
-	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest accounts marketdata trading algomirror -m "not stack"
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror
+	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror -m "not stack"
 
 bench: $(STAMP) services
 	$(PY) bench/brokersim_bench.py

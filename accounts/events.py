@@ -1,10 +1,10 @@
-"""The browser contract for live account updates: group names, event types, broadcasting."""
+"""The browser contract for live account updates: group names, event types, the card push."""
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import transaction
+from core.realtime import broadcast
+
+from .selectors import account_card
 
 ACCOUNT_UPDATED = "account.updated"
 
@@ -13,19 +13,6 @@ def dashboard_group(user_id: int) -> str:
     return f"dashboard.{user_id}"
 
 
-def broadcast(group: str, event_type: str, data: dict) -> None:
-    """Send after the surrounding transaction commits, so pages never see rolled-back state."""
-
-    def send() -> None:
-        layer = get_channel_layer()
-        message = {"type": event_type.replace(".", "_"), "data": data}
-        if layer is None:
-            return
-        if hasattr(layer, "serialize"):  # channels_redis: publish directly, see group_publish
-            from marketdata import store
-
-            store.group_publish(layer, group, message)
-        else:
-            async_to_sync(layer.group_send)(group, message)
-
-    transaction.on_commit(send)
+def account_updated(account) -> None:
+    """The owner's dashboard card for `account` is pushed after the transaction commits."""
+    broadcast(dashboard_group(account.owner_id), ACCOUNT_UPDATED, account_card(account))

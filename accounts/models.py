@@ -7,6 +7,8 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
+from .choices import AccountStatus, TradingState
+
 ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
 
 
@@ -18,19 +20,8 @@ class TradingAccount(models.Model):
     and back when the user says so). Both are unique per user in the database.
     """
 
-    class Status(models.TextChoices):
-        UNKNOWN = "unknown", "Not checked yet"
-        CONNECTED = "connected", "Connected"
-        DEGRADED = "degraded", "Failing checks"
-        DOWN = "down", "Down"
-        SESSION_EXPIRED = "session_expired", "Broker session expired"
-        INVALID_KEY = "invalid_key", "API key rejected"
-        KEY_UNREADABLE = "key_unreadable", "Key unreadable"
-
-    class TradingState(models.TextChoices):
-        ACTIVE = "active", "Active"
-        REDUCING = "reducing", "Reducing only"
-        HALTED = "halted", "Halted"
+    Status = AccountStatus
+    TradingState = TradingState
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_accounts")
     name = models.CharField(max_length=100)

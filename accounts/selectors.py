@@ -19,6 +19,11 @@ def account_get(*, user, pk: int) -> TradingAccount | None:
     return account_list_visible_to(user=user).filter(pk=pk).first()
 
 
+def account_get_by_id(*, pk: int) -> TradingAccount:
+    """For internal callers (tasks, services) that were handed an id; no user scoping."""
+    return TradingAccount.objects.get(pk=pk)
+
+
 def account_card(account: TradingAccount) -> dict:
     """What the dashboard shows for one account (also the live-update payload)."""
     f = account.funds or {}

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason
+from openalgo_client.ws import BrokerSocket
+
 from . import crypto, events
 from .models import AuditEvent, TradingAccount
-from .openalgo import Funds, Outcome, Reason, client_for
-from .selectors import account_card
 
 log = logging.getLogger(__name__)
 Status = TradingAccount.Status
@@ -44,6 +49,62 @@ def audit_record(
     )
 
 
+# ---------------------------------------------------------------- the one way to reach a broker
+# Decryption happens here and nowhere else. Pooled clients are cached per (account, key version):
+# the version is a digest of the stored ciphertext, so an edited or re-encrypted key gets a new
+# client, and no plaintext is ever a cache key. A cached client holds a key *source* that decrypts
+# for the duration of each call, as accounts/crypto.py promises.
+_clients: dict[tuple[int, str], OpenAlgoClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _key_version(account: TradingAccount) -> str:
+    return hashlib.sha256(account.api_key_encrypted.encode()).hexdigest()[:16]
+
+
+def _key_source(ciphertext: str) -> Callable[[], str]:
+    return lambda: crypto.decrypt(ciphertext)
+
+
+def _readable_key(account: TradingAccount) -> Callable[[], str]:
+    """The account's key source, after proving it decrypts; an unreadable key halts the account
+    (once) and raises `crypto.KeyUnreadable`, so nothing is sent to its broker."""
+    try:
+        crypto.decrypt(account.api_key_encrypted)
+    except crypto.KeyUnreadable:
+        _mark_key_unreadable(account)
+        raise
+    return _key_source(account.api_key_encrypted)
+
+
+def account_client(account: TradingAccount) -> OpenAlgoClient:
+    """A ready, pooled REST client for `account` (raises `crypto.KeyUnreadable`, account halted)."""
+    source = _readable_key(account)
+    cache_key = (account.pk, _key_version(account))
+    with _clients_lock:
+        client = _clients.get(cache_key)
+        if client is None or client.host != account.host_url.rstrip("/"):
+            stale = [k for k in _clients if k[0] == account.pk]
+            for k in stale:
+                _clients.pop(k).close()
+            client = _clients[cache_key] = OpenAlgoClient(
+                account.host_url, source, timeout=settings.OPENALGO_TIMEOUT
+            )
+        return client
+
+
+def account_socket(
+    account: TradingAccount, *, on_frames: Callable[[], None], on_closed: Callable[[str], None], **kw
+) -> BrokerSocket:
+    """An unconnected WebSocket to `account`'s OpenAlgo (raises `crypto.KeyUnreadable`, account halted)."""
+    return BrokerSocket(account.ws_url, _readable_key(account), on_frames=on_frames, on_closed=on_closed, **kw)
+
+
+def account_connection_test(*, account: TradingAccount, host_url: str) -> PingResult:
+    """Test `host_url` with the stored key of `account` (the user left the key field empty)."""
+    return connection_test(host_url=host_url, api_key=_readable_key(account))
+
+
 # ---------------------------------------------------------------- connection test
 @dataclass(frozen=True)
 class PingResult:
@@ -54,9 +115,14 @@ class PingResult:
     message: str = ""
 
 
-def connection_test(*, host_url: str, api_key: str) -> PingResult:
-    """Ping an OpenAlgo server with a key the user typed (not stored yet)."""
-    client = client_for(host_url, api_key, settings.OPENALGO_TIMEOUT)
+def connection_test(*, host_url: str, api_key: str | Callable[[], str]) -> PingResult:
+    """Ping an OpenAlgo server with a key the user typed (not stored yet). The client is closed
+    afterwards: typed keys are never pooled."""
+    with contextlib.closing(OpenAlgoClient(host_url, api_key, timeout=settings.OPENALGO_TIMEOUT)) as client:
+        return _ping_result(client, host_url)
+
+
+def _ping_result(client: OpenAlgoClient, host_url: str) -> PingResult:
     res = client.ping()
     if res.ok:
         return PingResult(
@@ -151,7 +217,7 @@ def account_update(*, account: TradingAccount, request=None, api_key: str = "", 
             message=f"changed: {', '.join(sorted(changed)) or 'nothing'}",
             details={"fields": sorted(changed)},
         )
-        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+        events.account_updated(account)
         from .tasks import account_check_task
 
         transaction.on_commit(lambda: account_check_task.delay(account.pk))
@@ -224,10 +290,10 @@ def account_check(*, account_id: int) -> TradingAccount | None:
     now = timezone.now()
     before = account.status
     try:
-        api_key = crypto.decrypt(account.api_key_encrypted)
+        client = account_client(account)
     except crypto.KeyUnreadable:
-        return _mark_key_unreadable(account)
-    client = client_for(account.host_url, api_key, settings.OPENALGO_TIMEOUT)
+        account.refresh_from_db()
+        return account
     res = client.ping()
     updates: dict = {"last_checked_at": now}
     if res.ok:
@@ -277,7 +343,7 @@ def account_check(*, account_id: int) -> TradingAccount | None:
             and not TradingAccount.objects.filter(owner=account.owner, holds_data_role=True).exists()
         ):
             _move_data_role(owner=account.owner, to=account, reason="no account held the market-data role")
-        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+        events.account_updated(account)
     return account
 
 
@@ -302,7 +368,7 @@ def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
             )
         if account.holds_data_role:
             _move_data_role(owner=account.owner, reason=f"{account.name}'s key is unreadable")
-        events.broadcast(events.dashboard_group(account.owner_id), events.ACCOUNT_UPDATED, account_card(account))
+        events.account_updated(account)
     return account
 
 
@@ -336,7 +402,7 @@ def _move_data_role(*, owner, reason: str, to: TradingAccount | None = None, use
         },
     )
     for a in TradingAccount.objects.filter(owner=owner):
-        events.broadcast(events.dashboard_group(owner.pk), events.ACCOUNT_UPDATED, account_card(a))
+        events.account_updated(a)
 
 
 def data_role_assign(*, account: TradingAccount, request=None) -> None:

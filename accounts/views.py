@@ -108,15 +108,17 @@ def connection_test(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         return JsonResponse({"ok": False, "message": "Enter a valid OpenAlgo URL."}, status=400)
     key = form.cleaned_data["api_key"].strip()
-    if not key and form.cleaned_data["account_id"]:
+    host_url = form.cleaned_data["host_url"]
+    if key:
+        r = services.connection_test(host_url=host_url, api_key=key)
+    elif form.cleaned_data["account_id"]:
         account = _own(request, form.cleaned_data["account_id"])
         try:
-            key = crypto.decrypt(account.api_key_encrypted)
+            r = services.account_connection_test(account=account, host_url=host_url)
         except crypto.KeyUnreadable:
             return JsonResponse({"ok": False, "message": "The stored key is unreadable: enter it again."})
-    if not key:
+    else:
         return JsonResponse({"ok": False, "message": "Enter the API key to test."}, status=400)
-    r = services.connection_test(host_url=form.cleaned_data["host_url"], api_key=key)
     return JsonResponse(
         {"ok": r.ok, "broker": r.broker, "latency_ms": r.latency_ms, "status": r.status, "message": r.message}
     )

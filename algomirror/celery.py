@@ -20,7 +20,7 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Every 30 s; the task itself stretches to every 5 min outside market hours.
     "accounts-health": {
-        "task": "accounts.tasks.accounts_check_due",
+        "task": "marketdata.tasks.accounts_check_due",
         "schedule": float(os.environ.get("HEALTH_BEAT_SECONDS", "30")),
         "options": {"expires": 25},
     },

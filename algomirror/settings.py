@@ -14,7 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from .instance import ensure_secrets
+from core.instance import ensure_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()

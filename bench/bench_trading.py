@@ -22,7 +22,7 @@ import time
 import pytest
 
 from accounts import services as account_services
-from algomirror.testing import start_celery_worker
+from core.testing import start_celery_worker
 from brokersim.testing import Broker, start_brokersim, stop
 from trading import services
 from trading.models import Order

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import calendar as cal
+from core import calendar as cal
+
 from .models import MarketHoliday, SpecialTradingSession, TradingSession
 
 CALENDAR_CACHE_KEY = "md:calendar:v1"

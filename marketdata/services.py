@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-
-from django.conf import settings
 
 from accounts import crypto
 from accounts.models import TradingAccount
-from accounts.openalgo import client_for
+from accounts.services import account_client, account_socket
+from openalgo_client import protocol
 
 from . import store
-from .broker import protocol
 from .stream import FeedAccount
 
 KEY_RE = re.compile(
@@ -50,18 +49,32 @@ def feed_accounts() -> list[FeedAccount]:
     preferred_taken = False
     for a in qs:
         try:
-            key = crypto.decrypt(a.api_key_encrypted)
+            account_client(a)  # proves the key decrypts; an unreadable one halts the account
         except crypto.KeyUnreadable:
             continue
         preferred = a.holds_data_role and not preferred_taken
         preferred_taken |= preferred
-        out.append(FeedAccount(a.pk, a.name, a.ws_url, a.host_url, key, preferred, a.latency_ms))
+        out.append(
+            FeedAccount(
+                a.pk,
+                a.name,
+                a.ws_url,
+                a.host_url,
+                socket=functools.partial(account_socket, a),
+                rest=functools.partial(account_client, a),
+                preferred=preferred,
+                latency_ms=a.latency_ms,
+            )
+        )
     return out
 
 
 def rest_quotes(account: FeedAccount, keys: list[str]) -> dict[str, dict]:
     """REST fallback: one `multiquotes` call for up to 50 instruments."""
-    client = client_for(account.host_url, account.api_key, settings.OPENALGO_TIMEOUT)
+    try:
+        client = account.rest()
+    except crypto.KeyUnreadable:
+        return {}
     res = client.call("multiquotes", symbols=[protocol.split(k) for k in keys])
     out = {}
     if res.ok:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from functools import lru_cache
 
-import redis
 from django.conf import settings
+
+from core.realtime import group_wire
+from core.redis import client
 
 PERSISTENT = 4_000_000_000.0  # "never expires" score for md:owners
 
@@ -32,15 +33,6 @@ EVENTS = "md:feed:events"
 
 def want_key(owner: str) -> str:
     return f"md:want:{owner}"
-
-
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True)
-
-
-def client() -> redis.Redis:
-    return _client(settings.REDIS_URL)
 
 
 # ------------------------------------------------------------------ prices
@@ -139,18 +131,6 @@ def group_publish_args(layer, key: str, message: dict) -> tuple[str, bytes]:
     """(channel, payload) that channels_redis's pub/sub layer publishes for a group_send, so the
     feed can pipeline many sends in one round trip. Pinned by a test against the library."""
     return group_wire(layer, group_name(key), message)
-
-
-def group_wire(layer, group: str, message: dict) -> tuple[str, bytes]:
-    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "asgi")
-    return f"{prefix}__group__{group}", layer.serialize(message)
-
-
-def group_publish(layer, group: str, message: dict) -> None:
-    """A group_send from synchronous code in one plain PUBLISH: `async_to_sync(group_send)`
-    builds an event loop and a Redis connection per call, which cost ~12 ms per order update
-    in a worker thread."""
-    client().publish(*group_wire(layer, group, message))
 
 
 def group_name(key: str) -> str:

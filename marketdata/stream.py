@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from openalgo_client import protocol
+from openalgo_client.rest import OpenAlgoClient
+from openalgo_client.ws import BrokerSocket, ConnectError
+
 from . import store
-from .broker import protocol
-from .broker.client import BrokerSocket, ConnectError
 
 log = logging.getLogger("marketdata.feed")
 
@@ -60,7 +62,10 @@ class FeedAccount:
     name: str
     ws_url: str
     host_url: str
-    api_key: str = field(repr=False)
+    # Opens an unconnected socket to this account (on_frames=, on_closed=, connect_timeout=);
+    # the key stays inside the accounts service.
+    socket: Callable[..., BrokerSocket] = field(repr=False)
+    rest: Callable[[], OpenAlgoClient] = field(repr=False)
     preferred: bool = False
     latency_ms: int | None = None
 
@@ -263,9 +268,7 @@ class FeedEngine:
         await asyncio.sleep(0.5)
 
     async def _connect(self, acc: FeedAccount, *, reason: str) -> bool:
-        sock = BrokerSocket(
-            acc.ws_url,
-            acc.api_key,
+        sock = acc.socket(
             on_frames=self._frames_arrived,
             on_closed=lambda why: self._socket_closed(why, sock),
         )
@@ -304,7 +307,7 @@ class FeedEngine:
         def arrived() -> None:
             loop.call_soon_threadsafe(got.set)
 
-        probe = BrokerSocket(acc.ws_url, acc.api_key, on_frames=arrived, on_closed=lambda why: None)
+        probe = acc.socket(on_frames=arrived, on_closed=lambda why: None)
         try:
             await asyncio.to_thread(probe.connect)
             probe.send(protocol.subscribe(list(SPOTS), protocol.LTP))

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 
 from accounts import crypto
 from accounts.models import TradingAccount
-from accounts.openalgo import client_for
 from accounts.selectors import account_list_visible_to
+from accounts.services import account_client
 
 from . import selectors, store
 from .forms import HolidayForm, SpecialSessionForm
@@ -58,7 +58,7 @@ def option_chain(request: HttpRequest) -> HttpResponse:
         ctx["error"] = "Add a connected OpenAlgo account to see option chains."
         return render(request, "marketdata/option_chain.html", ctx)
     try:
-        client = client_for(account.host_url, crypto.decrypt(account.api_key_encrypted), settings.OPENALGO_TIMEOUT)
+        client = account_client(account)
     except crypto.KeyUnreadable:
         ctx["error"] = f"{account.name}'s API key is unreadable; re-enter it on the account page."
         return render(request, "marketdata/option_chain.html", ctx)

@@ -1,10 +1,15 @@
-"""Browser contract for order progress: one group per batch."""
+"""Browser contract for order progress (one group per batch) and fills (the owner's pages)."""
 
 from __future__ import annotations
 
-from accounts.events import broadcast
+from accounts import events as account_events
+from accounts.selectors import account_get_by_id
+from core.realtime import broadcast
+
+from .selectors import order_row
 
 ORDER_UPDATED = "order.updated"
+POSITION_UPDATED = "position.updated"
 
 
 def batch_group(batch_id: int) -> str:
@@ -15,31 +20,19 @@ def order_changed(order) -> None:
     """Announce an order's new state to its batch page (after the transaction commits)."""
     if order.batch_id is None:
         return
-    from .selectors import order_row
-
     broadcast(batch_group(order.batch_id), ORDER_UPDATED, order_row(order))
 
 
 def account_changed(account_id: int) -> None:
     """Trading state or reconciliation changed: refresh the owner's dashboard card."""
-    from accounts.events import ACCOUNT_UPDATED, dashboard_group
-    from accounts.models import TradingAccount
-    from accounts.selectors import account_card
-
-    account = TradingAccount.objects.get(pk=account_id)
-    broadcast(dashboard_group(account.owner_id), ACCOUNT_UPDATED, account_card(account))
-
-
-POSITION_UPDATED = "position.updated"
+    account_events.account_updated(account_get_by_id(pk=account_id))
 
 
 def position_changed(position) -> None:
     """A fill moved a position: the owner's open pages refresh (the risk layer reads positions
     from the database, which this transaction has just written)."""
-    from accounts.events import dashboard_group
-
     broadcast(
-        dashboard_group(position.account.owner_id),
+        account_events.dashboard_group(position.account.owner_id),
         POSITION_UPDATED,
         {
             "account_id": position.account_id,

@@ -16,8 +16,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import TradingAccount
-
 
 class OrderBatch(models.Model):
     """One user action fanned out over accounts (a manual order, a strategy leg set, a risk exit)."""
@@ -64,7 +62,7 @@ class Order(models.Model):
         CNC = "CNC", "CNC (delivery)"
 
     batch = models.ForeignKey(OrderBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
-    account = models.ForeignKey(TradingAccount, on_delete=models.PROTECT, related_name="orders")
+    account = models.ForeignKey("accounts.TradingAccount", on_delete=models.PROTECT, related_name="orders")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     idempotency_key = models.CharField(max_length=120, unique=True)
     symbol = models.CharField(max_length=60)
@@ -111,7 +109,7 @@ class Order(models.Model):
 class Position(models.Model):
     """Our view of one net position, built from the fills of our own orders (trading/pnl.py)."""
 
-    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="positions")
+    account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="positions")
     symbol = models.CharField(max_length=60)
     exchange = models.CharField(max_length=20)
     product = models.CharField(max_length=4, choices=Order.Product.choices)
@@ -145,7 +143,7 @@ class BrokerBook(models.Model):
         TRADES = "trades", "Trades"
         HOLDINGS = "holdings", "Holdings"
 
-    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="broker_books")
+    account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="broker_books")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     ok = models.BooleanField(default=False)
     rows = models.JSONField(default=list, blank=True)
@@ -167,7 +165,7 @@ class Reconciliation(models.Model):
         MISMATCH = "mismatch", "Differs from the broker"
         UNKNOWN = "unknown", "Broker unreadable"
 
-    account = models.OneToOneField(TradingAccount, on_delete=models.CASCADE, related_name="reconciliation")
+    account = models.OneToOneField("accounts.TradingAccount", on_delete=models.CASCADE, related_name="reconciliation")
     state = models.CharField(max_length=10, choices=State.choices, default=State.UNKNOWN)
     differences = models.JSONField(default=list, blank=True)
     error = models.CharField(max_length=300, blank=True)

@@ -8,6 +8,7 @@ no order stream, or a stream that drops, only makes fills arrive at polling spee
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -17,8 +18,9 @@ from django.db import close_old_connections
 
 from accounts import crypto
 from accounts.models import TradingAccount
-from marketdata.broker.client import BrokerSocket, ConnectError
-from marketdata.broker.protocol import Ack
+from accounts.services import account_socket
+from openalgo_client.protocol import Ack
+from openalgo_client.ws import BrokerSocket, ConnectError
 
 from .services import order_apply_update
 
@@ -36,10 +38,11 @@ class Connection:
         self.backoff = 1.0
         self.subscribed = False
         self._lock = threading.Lock()
-        self._key = crypto.decrypt(account.api_key_encrypted)
+        self._socket = functools.partial(account_socket, account, on_frames=self._drain, on_closed=self._closed)
+        self._socket()  # an unreadable key halts the account here and keeps it out of the streams
 
     def open(self) -> None:
-        sock = BrokerSocket(self.url, self._key, on_frames=self._drain, on_closed=self._closed)
+        sock = self._socket()
         try:
             sock.connect()
         except ConnectError as e:

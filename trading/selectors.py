@@ -163,7 +163,7 @@ def positions_page(*, user, account_id: int | None = None, symbol: str = "", ope
             entry["parts"].append(r["pnl"])
         elif r["position"].quantity:
             entry["unpriced"] += 1
-    from accounts.formatting import inr
+    from core.money import inr
 
     subtotals = []
     for e in sorted(per_account.values(), key=lambda e: e["account"].name):
@@ -276,7 +276,7 @@ def _cls(value) -> str:
 def position_display_rows(rows: list[dict], close_url: tuple[str, str] = ("", "")) -> list[dict]:
     """Positions pre-formatted for the page: the template only prints (200 rows rendered with
     per-cell filters and comparisons took ~100 ms; plain strings take a fraction of that)."""
-    from accounts.formatting import inr
+    from core.money import inr
 
     out = []
     for r in rows:
@@ -311,7 +311,7 @@ def order_display_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -
     """Orders pre-formatted for the books page (see position_display_rows)."""
     from django.utils import timezone
 
-    from accounts.formatting import inr
+    from core.money import inr
 
     urls = urls or {}
 

@@ -1,6 +1,6 @@
 from django import template
 
-from accounts.formatting import inr, inr_short
+from core.money import inr, inr_short
 
 register = template.Library()
 register.filter("inr", inr)

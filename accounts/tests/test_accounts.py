@@ -191,7 +191,7 @@ def test_rotate_encryption_key(alice, paper_clean, settings):
 
 @pytest.mark.django_db
 def test_rotate_generate_rewrites_the_instance_file(alice, paper_clean, settings, tmp_path):
-    from algomirror.instance import ensure_secrets, read_env_file
+    from core.instance import ensure_secrets, read_env_file
 
     settings.INSTANCE_DIR = tmp_path
     values = ensure_secrets(tmp_path)

@@ -9,11 +9,10 @@ import sys
 import time
 
 import pytest
-import time_machine
 
 from accounts import services
 from accounts.models import AuditEvent, TradingAccount
-from algomirror.testing import database_url
+from core.testing import database_url
 from brokersim.testing import ROOT
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -100,39 +99,6 @@ def test_primary_down_moves_market_data_to_the_healthiest_backup_and_back_on_req
     client.post(f"/accounts/{a.pk}/data-role/")
     assert TradingAccount.objects.get(pk=a.pk).holds_data_role
     assert AuditEvent.objects.filter(action="data_role_moved", details__automatic=False).count() == 1
-
-
-@pytest.mark.django_db
-def test_checks_are_due_every_30s_in_market_hours_and_every_5min_outside(alice, paper_clean, settings):
-    a = add(alice, paper_clean[0])
-    settings.MARKET_CALENDAR = "nse"
-    from django.core.cache import cache
-
-    from marketdata.calendar import services_active
-    from marketdata.selectors import calendar_load
-
-    cache.delete("md:calendar:v1")
-
-    def is_market_hours(now, _):
-        return services_active(now, calendar_load())
-
-    with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=IST), tick=False):
-        services.account_check(account_id=a.pk)
-    cases = [
-        (dt.datetime(2026, 11, 20, 10, 0, 20, tzinfo=IST), []),  # 20 s later, open: not yet
-        (dt.datetime(2026, 11, 20, 10, 0, 30, tzinfo=IST), [a.pk]),  # 30 s later, open: due
-    ]
-    for now, due in cases:
-        assert services.accounts_due_for_check(now=now, market_open=is_market_hours(now, "nse")) == due
-    with time_machine.travel(dt.datetime(2026, 11, 20, 20, 0, tzinfo=IST), tick=False):
-        services.account_check(account_id=a.pk)
-    evening = dt.datetime(2026, 11, 20, 20, 2, tzinfo=IST)
-    assert not is_market_hours(evening, "nse")
-    assert services.accounts_due_for_check(now=evening, market_open=False) == []
-    later = dt.datetime(2026, 11, 20, 20, 5, tzinfo=IST)
-    assert services.accounts_due_for_check(now=later, market_open=False) == [a.pk]
-    # Three strikes at a 30 s cadence: an account that dies is marked down within 90 s.
-    assert settings.HEALTH_INTERVAL_OPEN * settings.HEALTH_FAILURES_FOR_DOWN <= 90
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from algomirror.instance import ensure_secrets
+from core.instance import ensure_secrets
 from brokersim.testing import ROOT
 
 

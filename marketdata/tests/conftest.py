@@ -11,7 +11,7 @@ import time
 import pytest
 
 from accounts import services as account_services
-from algomirror.testing import database_url
+from core.testing import database_url
 from brokersim.testing import ROOT
 from marketdata import store
 

@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from accounts import crypto
 from accounts.models import TradingAccount
-from accounts.openalgo import Outcome, Reason, client_for, to_decimal
+from accounts.services import account_client
+from openalgo_client.rest import Outcome, Reason, to_decimal
 
 from .. import events, throttle
 from ..models import Order, OrderBatch
@@ -152,7 +153,7 @@ def orders_create(
 
 # ------------------------------------------------------------------ send
 def _client(account: TradingAccount):
-    return client_for(account.host_url, crypto.decrypt(account.api_key_encrypted), settings.OPENALGO_TIMEOUT)
+    return account_client(account)
 
 
 def _claim(order: Order) -> bool:

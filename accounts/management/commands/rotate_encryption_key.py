@@ -14,7 +14,7 @@ from django.db import transaction
 from accounts import crypto
 from accounts.models import AuditEvent, TradingAccount
 from accounts.services import audit_record
-from algomirror.instance import new_fernet_key, write_secret
+from core.instance import new_fernet_key, write_secret
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from marketdata.broker import protocol as p
+from openalgo_client import protocol as p
 
 LTP_FRAME = (
     '{"type":"market_data","symbol":"INFY","exchange":"NSE","mode":1,"broker":"angel","data":'

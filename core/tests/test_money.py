@@ -1,6 +1,6 @@
 import pytest
 
-from accounts.formatting import inr, inr_short
+from core.money import inr, inr_short
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.openalgo import Funds, OpenAlgoClient, Outcome, Reason, error_message, to_decimal
+from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason, error_message, to_decimal
 
 
 @pytest.fixture

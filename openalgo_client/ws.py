@@ -16,6 +16,7 @@ from collections.abc import Callable
 import websocket
 
 from . import protocol
+from .rest import KeySource, key_source
 
 log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 5.0
@@ -29,14 +30,14 @@ class BrokerSocket:
     def __init__(
         self,
         url: str,
-        api_key: str,
+        api_key: str | KeySource,
         *,
         on_frames: Callable[[], None],
         on_closed: Callable[[str], None],
         connect_timeout: float = 3.0,
     ) -> None:
         self.url = url
-        self._api_key = api_key
+        self._api_key = key_source(api_key)
         self._on_frames = on_frames
         self._on_closed = on_closed
         self._timeout = connect_timeout
@@ -58,7 +59,7 @@ class BrokerSocket:
             raise ConnectError(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from None
         try:
             ws.settimeout(AUTH_TIMEOUT)
-            ws.send(protocol.authenticate(self._api_key))
+            ws.send(protocol.authenticate(self._api_key()))
             while True:
                 frame = protocol.parse(ws.recv())
                 if isinstance(frame, protocol.ErrorFrame):

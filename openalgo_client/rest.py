@@ -10,7 +10,9 @@ Every call returns a `Result` whose `outcome` follows invariant I2:
   outcome is UNKNOWN must be reconciled against the broker's books, never blindly re-sent.
 
 The API key travels in the JSON body (OpenAlgo's convention); this module never logs
-request bodies, so keys never reach the logs.
+request bodies, so keys never reach the logs. A client may be given the key itself or a
+*key source* (a callable returning it), so a long-lived pooled client need not hold the
+plaintext between calls.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import functools
 import json
 import logging
 import ssl
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -130,14 +132,26 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+KeySource = Callable[[], str]
+
+
+def key_source(api_key: str | KeySource) -> KeySource:
+    return api_key if callable(api_key) else (lambda: api_key)
+
+
 class OpenAlgoClient:
     """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is)."""
 
     def __init__(
-        self, host: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None
+        self,
+        host: str,
+        api_key: str | KeySource,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host.rstrip("/")
-        self._api_key = api_key
+        self._api_key = key_source(api_key)
         self._http = httpx.Client(
             base_url=f"{self.host}/api/v1/",
             timeout=timeout,
@@ -155,7 +169,7 @@ class OpenAlgoClient:
 
     # ------------------------------------------------------------------ transport
     def call(self, endpoint: str, **payload: Any) -> Result:
-        body = {"apikey": self._api_key, **payload}
+        body = {"apikey": self._api_key(), **payload}
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             result = self._once(endpoint, body)
             if result.reason is not Reason.RATE_LIMITED or attempt == RATE_LIMIT_RETRIES:
@@ -287,17 +301,3 @@ class OpenAlgoClient:
     # ------------------------------------------------------------------ market data
     def quotes(self, *, symbol: str, exchange: str) -> Result:
         return self.call("quotes", symbol=symbol, exchange=exchange)
-
-
-_clients: dict[tuple[str, str], OpenAlgoClient] = {}
-_clients_lock = threading.Lock()
-
-
-def client_for(host: str, api_key: str, timeout: float = DEFAULT_TIMEOUT) -> OpenAlgoClient:
-    """A pooled client per (host, key), reused across calls in this process."""
-    key = (host, api_key)
-    with _clients_lock:
-        c = _clients.get(key)
-        if c is None:
-            c = _clients[key] = OpenAlgoClient(host, api_key, timeout=timeout)
-        return c

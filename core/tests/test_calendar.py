@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from marketdata import calendar as c
+from core import calendar as c
 
 IST = c.IST
 T = dt.time
@@ -65,18 +65,3 @@ def test_always_open_demo_calendar():
 
 def test_utc_input_is_converted():
     assert c.market_status(dt.datetime(2026, 11, 20, 4, 45, tzinfo=dt.UTC), NSE).state == "open"  # 10:15 IST
-
-
-@pytest.mark.django_db
-def test_seeded_database_calendar(settings):
-    from marketdata.selectors import calendar_load
-
-    settings.MARKET_CALENDAR = "nse"
-    from django.core.cache import cache
-
-    cache.delete("md:calendar:v1")
-    cal = calendar_load()
-    assert dt.date(2026, 11, 24) in cal.holidays and dt.date(2025, 2, 26) in cal.holidays
-    assert len([s for s in cal.sessions if s.kind == "normal"]) == 5
-    assert c.market_status(at(2026, 11, 24, 11, 0), cal).state == "holiday"
-    assert c.market_status(at(2025, 10, 21, 14, 0), cal).state == "special"
