@@ -12,75 +12,71 @@ replayed, while failed accounts are retried with exponential backoff (2 s base, 
 the preferred account gets the feed back only after a probe connection receives ticks. A
 stall (no tick for FEED_STALL_SECONDS while subscribed and the market is open) counts as a
 drop. When no WebSocket works, prices come from REST `multiquotes` until one recovers.
+
+The engine owns the connection (which account, which socket, what is subscribed) and the
+loops; its parts live in `marketdata.feed`: the fenced lock, the publisher, the REST poller,
+and the pure decisions of which account to use (`feed.choice`). Every reading of time goes
+through the injected clock. Each loop repeats a step function (`supervise_step`,
+`interest_step`, `flush_step`, `rest_step`; `drain` runs when frames arrive), and tests call
+those steps directly with a fake clock and fake sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
 from openalgo_client import protocol
-from openalgo_client.rest import OpenAlgoClient
 from openalgo_client.ws import BrokerSocket, ConnectError
 
 from . import store
+from .feed import choice
+from .feed.choice import Backoff, FeedAccount
+from .feed.clock import Clock, SystemClock
+from .feed.lock import RENEW_EVERY, FencedLock
+from .feed.publisher import Publisher
+from .feed.restpoll import REST_INTERVAL, RestPoll, RestPoller
+from .feed.state import FeedState, TickCounts
+from .feed.subscriptions import subscription_messages
 
 log = logging.getLogger("marketdata.feed")
 
 SPOTS = {"NSE_INDEX:NIFTY": protocol.LTP, "NSE_INDEX:BANKNIFTY": protocol.LTP, "BSE_INDEX:SENSEX": protocol.LTP}
 SPOT_OWNER = "feed:spots"
-LOCK_TTL_MS = 15000
-BACKOFF_BASE, BACKOFF_CAP = 2.0, 60.0
 PROBE_TICK_TIMEOUT = 3.0
-REST_INTERVAL = 1.0
-REST_CHUNK = 50
-
-_FENCED_WRITE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if #ARGV > 2 then redis.call('HSET', KEYS[2], unpack(ARGV, 3)) end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
-return 1
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
+# Loop periods, seconds.
+SUPERVISE_EVERY = 0.05
+INTEREST_EVERY = 0.5
+FLUSH_EVERY = 0.1
+STATUS_EVERY = 1.0
+ACCOUNTS_EVERY = 2.0  # the account list is re-read from the database at most this often
+MARKET_OPEN_EVERY = 30.0
+# Extra supervisor pauses when no socket came up, seconds.
+NO_ACCOUNTS_PAUSE = 1.0
+NOTHING_DUE_PAUSE = 0.25  # polling REST; no WebSocket retry is due yet
+ALL_FAILED_PAUSE = 0.5
 
 
-@dataclass(frozen=True)
-class FeedAccount:
-    id: int
-    name: str
-    ws_url: str
-    host_url: str
-    # Opens an unconnected socket to this account (on_frames=, on_closed=, connect_timeout=);
-    # the key stays inside the accounts service.
-    socket: Callable[..., BrokerSocket] = field(repr=False)
-    rest: Callable[[], OpenAlgoClient] = field(repr=False)
-    preferred: bool = False
-    latency_ms: int | None = None
+class _Refreshed[T]:
+    """A value fetched again at most every `seconds` of the clock."""
 
+    def __init__(self, fetch: Callable[[], Awaitable[T]], seconds: float, clock: Clock) -> None:
+        self._fetch = fetch
+        self._seconds = seconds
+        self._clock = clock
+        self._at: float | None = None
+        self._value: T
 
-@dataclass
-class Backoff:
-    failures: int = 0
-    next_try: float = 0.0
-
-    def fail(self, now: float) -> None:
-        self.failures += 1
-        self.next_try = now + min(BACKOFF_BASE * 2 ** (self.failures - 1), BACKOFF_CAP)
-
-    def ready(self, now: float) -> bool:
-        return now >= self.next_try
+    async def get(self) -> T:
+        if self._at is None or self._clock.monotonic() - self._at > self._seconds:
+            self._value = await self._fetch()
+            self._at = self._clock.monotonic()
+        return self._value
 
 
 class FeedEngine:
@@ -93,184 +89,173 @@ class FeedEngine:
         channel_layer=None,
         stall_after: float = 10.0,
         min_interval: float = 0.2,
-        rest_poll: Callable | None = None,
-        clock: Callable[[], float] = time.time,
+        rest_poll: RestPoll | None = None,
+        clock: Clock | None = None,
+        probe_timeout: float = PROBE_TICK_TIMEOUT,
     ):
+        self.clock = clock or SystemClock()
         self.redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        self.redis_bytes = aioredis.Redis.from_url(redis_url)  # channel-layer payloads are msgpack bytes
-        self.load_accounts = load_accounts
-        self.market_open = market_open
-        self.layer = channel_layer
+        self._redis_bytes = aioredis.Redis.from_url(redis_url)  # channel-layer payloads are msgpack bytes
+        self.lock = FencedLock(self.redis)
+        self.publisher = Publisher(
+            lock=self.lock,
+            redis_bytes=self._redis_bytes,
+            layer=channel_layer,
+            clock=self.clock,
+            min_interval=min_interval,
+        )
+        self.rest = RestPoller(rest_poll, clock=self.clock) if rest_poll is not None else None
+        self._accounts = _Refreshed(load_accounts, ACCOUNTS_EVERY, self.clock)
+        self._market_open = _Refreshed(market_open, MARKET_OPEN_EVERY, self.clock)
         self.stall_after = stall_after
-        self.min_interval = min_interval
-        self.rest_poll = rest_poll
-        self.clock = clock
-        self.token: str | None = None
-        self.state = "waiting_for_lock"
+        self.probe_timeout = probe_timeout
+        self.state = FeedState.WAITING_FOR_LOCK
         self.sock: BrokerSocket | None = None
         self.account: FeedAccount | None = None
         self.connected_at = 0.0
+        self.drop_reason: str | None = None
         self.subscribed: dict[str, int] = {}
         self.wanted: dict[str, int] = dict(SPOTS)
-        self.dirty: dict[str, dict] = {}
-        self.last_tick = 0.0
-        self.ticks = 0
-        self.bad_ticks = 0
-        self.tick_window: deque[tuple[float, int]] = deque(maxlen=20)
         self.backoff: dict[int, Backoff] = {}
-        self.drop_reason: str | None = None
-        self.stalled_account: int | None = None
-        self._last_pub: dict[str, float] = {}
-        self._pending_pub: dict[str, dict] = {}
-        self._pub_queue: asyncio.Queue | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ticks = TickCounts()
         self._drain_scheduled = False
-        self._market_open_cache = (0.0, True)
-        self._accounts_cache: tuple[float, list[FeedAccount]] = (0.0, [])
-        self._write = self.redis.register_script(_FENCED_WRITE)
-        self._renew = self.redis.register_script(_RENEW)
+        self._status_at: float | None = None
 
     # ================================================================ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._pub_queue = asyncio.Queue()
-        while not stop.is_set():
-            if not await self._acquire(stop):
-                break
-            lost = asyncio.Event()
-            await self._event("lock_acquired", reason=f"fencing token {self.token}")
-            await asyncio.to_thread(store.interest_set, SPOT_OWNER, SPOTS)
-            tasks = [
-                asyncio.create_task(c)
-                for c in (
-                    self._supervise(lost),
-                    self._interest_loop(lost),
-                    self._flush_loop(lost),
-                    self._renew_loop(lost),
-                    self._publisher(),
-                    self._rest_loop(lost),
-                )
-            ]
-            waiter = asyncio.create_task(stop.wait())
-            lost_waiter = asyncio.create_task(lost.wait())
-            await asyncio.wait([waiter, lost_waiter], return_when=asyncio.FIRST_COMPLETED)
-            for t in (*tasks, waiter, lost_waiter):
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._close_socket()
-            if stop.is_set():
-                await self.redis.eval(
-                    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-                    1,
-                    store.LOCK,
-                    self.token,
-                )
-            else:
-                log.error("feed: lost the lock (another feed holds it now); waiting to take it back")
-                self.state = "waiting_for_lock"
-        await self.redis.aclose()
-        await self.redis_bytes.aclose()
+        try:
+            while not stop.is_set():
+                self.state = FeedState.WAITING_FOR_LOCK
+                if not await self.lock.acquire(stop):  # a second feed waits here, connected to nothing
+                    break
+                self.state = FeedState.CONNECTING
+                await self._hold(stop)
+        finally:
+            await self.redis.aclose()
+            await self._redis_bytes.aclose()
 
-    async def _acquire(self, stop: asyncio.Event) -> bool:
-        """Wait until this process holds the feed lock. A second feed waits here, connected to nothing."""
-        self.state = "waiting_for_lock"
-        while not stop.is_set():
-            token = str(await self.redis.incr(store.FENCE))
-            if await self.redis.set(store.LOCK, token, nx=True, px=LOCK_TTL_MS):
-                self.token = token
-                self.state = "connecting"
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-        return False
+    async def _hold(self, stop: asyncio.Event) -> None:
+        """Run the feed while this process holds the lock: until `stop`, or until the lock is lost."""
+        lost = asyncio.Event()
+        self._status_at = None
+        await self._event("lock_acquired", reason=f"fencing token {self.lock.token}")
+        await asyncio.to_thread(store.interest_set, SPOT_OWNER, SPOTS)
+        loops = (
+            self._supervise_loop(),
+            self._interest_loop(),
+            self._flush_loop(lost),
+            self._renew_loop(lost),
+            self.publisher.run(),
+            self._rest_loop(),
+        )
+        tasks = [asyncio.create_task(c) for c in loops]
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for t in (*tasks, *waiters):
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._close_socket()
+        if stop.is_set():
+            await self.lock.release()
+        else:
+            log.error("feed: lost the lock (another feed holds it now); waiting to take it back")
 
-    async def _renew_loop(self, lost: asyncio.Event) -> None:
+    async def _supervise_loop(self) -> None:
         while True:
-            await asyncio.sleep(LOCK_TTL_MS / 5000)
-            if not await self._renew(keys=[store.LOCK], args=[self.token, LOCK_TTL_MS]):
+            await asyncio.sleep(await self.supervise_step())
+
+    async def _interest_loop(self) -> None:
+        while True:
+            await self.interest_step()
+            await asyncio.sleep(INTEREST_EVERY)
+
+    async def _flush_loop(self, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            if not await self.flush_step():
                 lost.set()
                 return
 
-    # ================================================================ connection supervision
-    async def _supervise(self, lost: asyncio.Event) -> None:
+    async def _renew_loop(self, lost: asyncio.Event) -> None:
         while True:
-            now = time.monotonic()
-            if self.sock is None or self.sock.closed:
-                await self._establish()
-            elif await self._is_stalled(now):
-                self.stalled_account = self.account.id
-                self._backoff(self.account.id).fail(now)
-                await self._drop(f"stall: no tick for {self.stall_after:g} s")
-                await self._establish(skip_same=True)
-            elif self.account is not None and not self.account.preferred:
-                await self._maybe_switch_back(now)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(RENEW_EVERY)
+            if not await self.lock.renew():
+                lost.set()
+                return
+
+    async def _rest_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REST_INTERVAL)
+            await self.rest_step()
+
+    # ================================================================ connection supervision
+    async def supervise_step(self) -> float:
+        """One look at the connection: connect if there is no socket, drop a stalled one, hand the
+        feed back to the preferred account once it is healthy. Returns seconds until the next look."""
+        now = self.clock.monotonic()
+        if self.sock is None or self.sock.closed:
+            return SUPERVISE_EVERY + await self._establish()
+        if await self._is_stalled(now):
+            self._backoff(self.account.id).fail(now)
+            await self._drop(f"stall: no tick for {self.stall_after:g} s")
+            return SUPERVISE_EVERY + await self._establish(skip_current=True)
+        if self.account is not None and not self.account.preferred:
+            target = choice.switch_back_to(await self._accounts.get(), self.backoff, current=self.account, now=now)
+            if target is not None:
+                await self._switch_back(target)
+        return SUPERVISE_EVERY
 
     async def _is_stalled(self, now: float) -> bool:
         if not self.subscribed:
             return False
-        since = max(self.last_tick, self.connected_at)
+        last = self.ticks.last_at
+        since = self.connected_at if last is None else max(last, self.connected_at)
         if now - since < self.stall_after:
             return False
-        return await self._market_is_open()
-
-    async def _market_is_open(self) -> bool:
-        at, value = self._market_open_cache
-        if time.monotonic() - at > 30:
-            value = await self.market_open()
-            self._market_open_cache = (time.monotonic(), value)
-        return value
+        return await self._market_open.get()
 
     def _backoff(self, account_id: int) -> Backoff:
         return self.backoff.setdefault(account_id, Backoff())
 
-    async def _accounts(self) -> list[FeedAccount]:
-        """The accounts the feed may use, re-read from the database at most every 2 s."""
-        at, cached = self._accounts_cache
-        if time.monotonic() - at > 2.0:
-            cached = await self.load_accounts()
-            self._accounts_cache = (time.monotonic(), cached)
-        return cached
-
-    async def _establish(self, skip_same: bool = False) -> None:
+    async def _establish(self, *, skip_current: bool = False) -> float:
+        """Connect to the first account of the plan that works, else poll REST. Returns the extra
+        pause before the supervisor looks again."""
         reason = self.drop_reason or "start"
-        accounts = await self._accounts()
+        accounts = await self._accounts.get()
         if not accounts:
-            if self.state != "no_accounts":
-                self.state = "no_accounts"
+            if self.state != FeedState.NO_ACCOUNTS:
+                self.state = FeedState.NO_ACCOUNTS
                 await self._event("no_accounts", reason="no active account with a readable key")
-            await asyncio.sleep(1.0)
-            return
-        now = time.monotonic()
-        previous = self.account
-        order = sorted(accounts, key=lambda a: (not a.preferred, a.latency_ms is None, a.latency_ms or 0, a.id))
-        if self.state == "rest" and not any(self._backoff(a.id).ready(now) for a in order):
-            await asyncio.sleep(0.25)  # polling REST; no WebSocket retry is due yet
-            return
-        if previous is not None and not skip_same:
-            same = next((a for a in order if a.id == previous.id), None)
-            if same is not None and await self._connect(same, reason=f"reconnect after {reason}"):
-                return
-            if same is not None:
-                self._backoff(same.id).fail(now)
-        candidates = [a for a in order if not (skip_same and previous is not None and a.id == previous.id)]
-        # Accounts in backoff wait their turn, unless every account is in backoff.
-        ready = [a for a in candidates if self._backoff(a.id).ready(now)] or candidates[:1]
-        for acc in ready:
-            if await self._connect(acc, reason=f"failover after {reason}" if previous else reason):
-                return
-            self._backoff(acc.id).fail(time.monotonic())
-        if self.state != "rest":
-            self.state = "rest"
+            return NO_ACCOUNTS_PAUSE
+        now = self.clock.monotonic()
+        plan = choice.plan_connect(
+            accounts,
+            self.backoff,
+            current=self.account,
+            skip_current=skip_current,
+            polling_rest=self.state == FeedState.REST,
+            reason=reason,
+            now=now,
+        )
+        if plan.wait:
+            return NOTHING_DUE_PAUSE
+        for attempt in plan.attempts:
+            if await self._connect(attempt.account, reason=attempt.reason):
+                return 0.0
+            # The immediate reconnect's backoff counts from the drop, a failover's from its failure.
+            self._backoff(attempt.account.id).fail(now if attempt.reconnect else self.clock.monotonic())
+        if self.state != FeedState.REST:
+            self.state = FeedState.REST
             self.account = None
             await self._event("rest_polling", reason=f"no WebSocket works ({reason}); polling REST")
         self.drop_reason = self.drop_reason or "no WebSocket"
-        await asyncio.sleep(0.5)
+        return ALL_FAILED_PAUSE
 
     async def _connect(self, acc: FeedAccount, *, reason: str) -> bool:
+        loop = asyncio.get_running_loop()
         sock = acc.socket(
-            on_frames=self._frames_arrived,
-            on_closed=lambda why: self._socket_closed(why, sock),
+            on_frames=lambda: self._frames_arrived(loop),
+            on_closed=lambda why: self._closed_by_broker(loop, sock, why),
         )
         try:
             await asyncio.to_thread(sock.connect)
@@ -279,42 +264,33 @@ class FeedEngine:
             return False
         self._close_socket()
         self.sock, self.account = sock, acc
-        self.connected_at = time.monotonic()
+        self.connected_at = self.clock.monotonic()
         self.subscribed = {}
         self.drop_reason = None
-        self.state = "ws"
-        self._backoff(acc.id).failures = 0
-        self._backoff(acc.id).next_try = 0
+        self.state = FeedState.WS
+        self._backoff(acc.id).reset()
         self._resubscribe()
         await self._event("connected", account=acc, reason=reason)
         return True
 
-    async def _maybe_switch_back(self, now: float) -> None:
-        accounts = await self._accounts()
-        preferred = next((a for a in accounts if a.preferred), None)
-        if preferred is None or preferred.id == self.account.id or not self._backoff(preferred.id).ready(now):
-            return
+    async def _switch_back(self, preferred: FeedAccount) -> None:
         if await self._probe(preferred):
             await self._connect(preferred, reason=f"{preferred.name} is healthy again")
         else:
-            self._backoff(preferred.id).fail(time.monotonic())
+            self._backoff(preferred.id).fail(self.clock.monotonic())
 
     async def _probe(self, acc: FeedAccount) -> bool:
         """Healthy means ticks arrive, not just that the socket opens (a stalled feed opens fine)."""
+        loop = asyncio.get_running_loop()
         got = asyncio.Event()
-        loop = self._loop
-
-        def arrived() -> None:
-            loop.call_soon_threadsafe(got.set)
-
-        probe = acc.socket(on_frames=arrived, on_closed=lambda why: None)
+        probe = acc.socket(on_frames=lambda: loop.call_soon_threadsafe(got.set), on_closed=lambda why: None)
         try:
             await asyncio.to_thread(probe.connect)
             probe.send(protocol.subscribe(list(SPOTS), protocol.LTP))
-            deadline = time.monotonic() + PROBE_TICK_TIMEOUT
-            while time.monotonic() < deadline:
+            deadline = self.clock.monotonic() + self.probe_timeout
+            while self.clock.monotonic() < deadline:
                 try:
-                    await asyncio.wait_for(got.wait(), deadline - time.monotonic())
+                    await asyncio.wait_for(got.wait(), deadline - self.clock.monotonic())
                 except TimeoutError:
                     break
                 got.clear()
@@ -338,199 +314,112 @@ class FeedEngine:
             self.sock = None
         self.subscribed = {}
 
-    def _socket_closed(self, why: str, sock: BrokerSocket | None = None) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+    def _closed_by_broker(self, loop: asyncio.AbstractEventLoop, sock: BrokerSocket, why: str) -> None:
+        """`on_closed`, called on the socket's reader thread."""
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(self._socket_closed, sock, why)
 
-        def note() -> None:
-            if sock is None or sock is self.sock:
-                self.drop_reason = why
-                asyncio.ensure_future(self._event("dropped", account=self.account, reason=why))
-
-        loop.call_soon_threadsafe(note)
+    def _socket_closed(self, sock: BrokerSocket, why: str) -> None:
+        if sock is self.sock:  # not a socket already replaced or closed by us
+            self.drop_reason = why
+            asyncio.ensure_future(self._event("dropped", account=self.account, reason=why))
 
     # ================================================================ subscriptions
-    async def _interest_loop(self, lost: asyncio.Event) -> None:
-        while True:
-            self.wanted = await asyncio.to_thread(store.wanted, now=self.clock())
-            self._resubscribe()
-            await asyncio.sleep(0.5)
+    async def interest_step(self) -> None:
+        """Follow the registered interest (the union of every live owner's keys)."""
+        self.wanted = await asyncio.to_thread(store.wanted, now=self.clock.wall())
+        self._resubscribe()
 
     def _resubscribe(self) -> None:
         sock = self.sock
         if sock is None or sock.closed:
             return
-        want, have = self.wanted, self.subscribed
-        gone = [k for k, m in have.items() if want.get(k) != m]
-        by_mode: dict[int, list[str]] = {}
-        for k in gone:
-            by_mode.setdefault(have[k], []).append(k)
-        for mode, keys in by_mode.items():
-            sock.send(protocol.unsubscribe(keys, mode))
-        new: dict[int, list[str]] = {}
-        for k, m in want.items():
-            if have.get(k) != m:
-                new.setdefault(m, []).append(k)
-        for mode, keys in new.items():
-            for i in range(0, len(keys), 500):
-                sock.send(protocol.subscribe(keys[i : i + 500], mode))
-        self.subscribed = dict(want)
+        for message in subscription_messages(self.wanted, self.subscribed):
+            sock.send(message)
+        self.subscribed = dict(self.wanted)
 
     # ================================================================ ticks
-    def _frames_arrived(self) -> None:
-        loop = self._loop
-        if loop is not None and not self._drain_scheduled:
+    def _frames_arrived(self, loop: asyncio.AbstractEventLoop) -> None:
+        """`on_frames`, called on the socket's reader thread: one drain per burst of frames."""
+        if not self._drain_scheduled:
             self._drain_scheduled = True
-            loop.call_soon_threadsafe(self._drain)
+            loop.call_soon_threadsafe(self.drain)
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Every queued frame of the live socket: good ticks become prices, bad ones are counted."""
         self._drain_scheduled = False
         sock = self.sock
         if sock is None:
             return
         frames = sock.frames
-        now_ms = int(self.clock() * 1000)
+        now_ms = int(self.clock.wall() * 1000)
         n = 0
         while frames:
             f = frames.popleft()
             if isinstance(f, protocol.Tick):
                 n += 1
                 rec = {"ltp": f.ltp, "ts": now_ms, "src": "ws", "tick_ts": f.ts_ms, **protocol.quote_fields(f.data)}
-                self._ingest(f.key, rec)
+                self.publisher.ingest(f.key, rec)
             elif isinstance(f, protocol.BadTick):
-                self.bad_ticks += 1  # 0 / NaN / negative never overwrite a good price
+                self.ticks.bad += 1  # 0 / NaN / negative never overwrite a good price
             elif isinstance(f, protocol.ErrorFrame):
                 log.warning("feed: broker error frame %s: %s", f.code, f.message)
         if n:
-            self.last_tick = time.monotonic()
-            self.ticks += n
-
-    def _ingest(self, key: str, rec: dict) -> None:
-        self.dirty[key] = rec
-        now = time.monotonic()
-        last = self._last_pub.get(key, 0.0)
-        if key in self._pending_pub:
-            self._pending_pub[key] = rec  # a send is already scheduled: it will carry the newest
-            return
-        # A tick is passed on at once if the last send is at least 3/4 of the interval old: with a
-        # strict gap, ticks arriving at the same rate as the gap queue up behind their own jitter
-        # (measured: p50 +180 ms at 5 ticks/s), while 3/4 still caps a busy symbol near 1/interval.
-        wait = self.min_interval * 0.75 - (now - last)
-        if wait <= 0:
-            self._last_pub[key] = now
-            self._pub_queue.put_nowait((key, rec))
-        else:
-            self._pending_pub[key] = rec
-            self._loop.call_later(wait, self._release, key)
-
-    def _release(self, key: str) -> None:
-        rec = self._pending_pub.pop(key, None)
-        if rec is not None:
-            self._last_pub[key] = time.monotonic()
-            self._pub_queue.put_nowait((key, rec))
-
-    async def _publisher(self) -> None:
-        """Everything queued since the last wake-up goes out in one Redis pipeline: a PUBLISH per
-        message, in the channel layer's own wire format (see store.group_publish_args)."""
-        queue = self._pub_queue
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            if self.layer is None:
-                continue
-            try:
-                async with self.redis_bytes.pipeline(transaction=False) as p:
-                    for key, rec in batch:
-                        p.publish(
-                            *store.group_publish_args(self.layer, key, {"type": "price.update", "key": key, **rec})
-                        )
-                    await p.execute()
-            except Exception:  # a Redis hiccup must not kill the feed
-                log.exception("feed: publishing %d prices failed", len(batch))
+            self.ticks.last_at = self.clock.monotonic()
+            self.ticks.total += n
 
     # ================================================================ REST fallback
-    async def _rest_loop(self, lost: asyncio.Event) -> None:
-        turn = 0
-        while True:
-            await asyncio.sleep(REST_INTERVAL)
-            if self.state != "rest" or self.rest_poll is None or not await self._market_is_open():
-                continue  # no REST polling of brokers outside market hours
-            accounts = await self._accounts()
-            keys = list(self.wanted)
-            if not accounts or not keys:
-                continue
-            chunks = [keys[i : i + REST_CHUNK] for i in range(0, len(keys), REST_CHUNK)]
-            results = await asyncio.gather(
-                *(
-                    asyncio.to_thread(self.rest_poll, accounts[(turn + i) % len(accounts)], chunk)
-                    for i, chunk in enumerate(chunks)
-                ),
-                return_exceptions=True,
-            )
-            turn += 1
-            now_ms = int(self.clock() * 1000)
-            for res in results:
-                if isinstance(res, BaseException):
-                    continue
-                for key, data in res.items():
-                    ltp = protocol.valid_price(data.get("ltp"))
-                    if ltp is None:
-                        self.bad_ticks += 1
-                        continue
-                    fields = {
-                        k: data[k]
-                        for k in ("open", "high", "low", "prev_close", "volume", "oi", "bid", "ask")
-                        if protocol.number(data.get(k)) is not None
-                    }
-                    self._ingest(key, {"ltp": ltp, "ts": now_ms, "src": "rest", **fields})
-                    self.last_tick = time.monotonic()
+    async def rest_step(self) -> None:
+        """One REST round, only while no WebSocket works and the market is open."""
+        if self.state != FeedState.REST or self.rest is None or not await self._market_open.get():
+            return  # no REST polling of brokers outside market hours
+        accounts = await self._accounts.get()
+        keys = list(self.wanted)
+        if not accounts or not keys:
+            return
+        batch = await self.rest.poll_once(accounts, keys)
+        self.ticks.bad += batch.bad
+        for key, record in batch.records:
+            self.publisher.ingest(key, record)
+        if batch.records:
+            self.ticks.last_at = self.clock.monotonic()
 
     # ================================================================ persistence
-    async def _flush_loop(self, lost: asyncio.Event) -> None:
-        last_status = 0.0
-        while True:
-            await asyncio.sleep(0.1)
-            now = time.monotonic()
-            status = ""
-            if now - last_status >= 1.0:
-                status = json.dumps(self.status())
-                last_status = now
-            if not self.dirty and not status:
-                continue
-            batch, self.dirty = self.dirty, {}
-            args: list = [self.token, status]
-            for k, rec in batch.items():
-                args += [k, json.dumps(rec, separators=(",", ":"))]
-            if not await self._write(keys=[store.LOCK, store.PRICES, store.STATUS], args=args):
-                log.error("feed: fenced write refused: this process no longer holds the feed lock")
-                lost.set()
-                return
+    async def flush_step(self) -> bool:
+        """Changed prices, and once a second the status, in one fenced write. False: the lock is gone."""
+        now = self.clock.monotonic()
+        status = ""
+        if self._status_at is None or now - self._status_at >= STATUS_EVERY:
+            status = json.dumps(self.status())
+            self._status_at = now
+        if await self.publisher.flush(status):
+            return True
+        log.error("feed: fenced write refused: this process no longer holds the feed lock")
+        return False
 
     def status(self) -> dict:
-        now = time.monotonic()
-        self.tick_window.append((now, self.ticks))
-        t0, n0 = self.tick_window[0]
+        now = self.clock.monotonic()
+        acc = self.account
+        last = self.ticks.last_at
         return {
-            "state": self.state,
-            "account": self.account.name if self.account else None,
-            "account_id": self.account.id if self.account else None,
-            "ws_url": self.account.ws_url if self.account else None,
+            "state": self.state.value,
+            "account": acc.name if acc else None,
+            "account_id": acc.id if acc else None,
+            "ws_url": acc.ws_url if acc else None,
             "subscribed": sorted(self.subscribed),
             "wanted": len(self.wanted),
-            "ticks_per_s": round((self.ticks - n0) / (now - t0), 1) if now > t0 else 0.0,
-            "ticks_total": self.ticks,
-            "bad_ticks": self.bad_ticks,
-            "last_tick_age_s": round(now - self.last_tick, 1) if self.last_tick else None,
+            "ticks_per_s": self.ticks.rate(now),
+            "ticks_total": self.ticks.total,
+            "bad_ticks": self.ticks.bad,
+            "last_tick_age_s": round(now - last, 1) if last is not None else None,
             "pid": os.getpid(),
-            "token": self.token,
-            "updated": int(self.clock() * 1000),
+            "token": self.lock.token,
+            "updated": int(self.clock.wall() * 1000),
         }
 
     async def _event(self, kind: str, *, account: FeedAccount | None = None, reason: str = "") -> None:
         entry = {
-            "ts": int(self.clock() * 1000),
+            "ts": int(self.clock.wall() * 1000),
             "kind": kind,
             "account": account.name if account else None,
             "reason": reason,

@@ -10,32 +10,34 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from marketdata.selectors import market_status_now
+from marketdata.services import feed_accounts, rest_quotes
+from marketdata.stream import FeedEngine
+
+
+async def market_open() -> bool:
+    return (await sync_to_async(market_status_now)()).is_open
+
+
+async def run() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine = FeedEngine(
+        redis_url=settings.REDIS_URL,
+        load_accounts=sync_to_async(feed_accounts),
+        market_open=market_open,
+        channel_layer=get_channel_layer(),
+        stall_after=settings.FEED_STALL_SECONDS,
+        min_interval=settings.FEED_MIN_INTERVAL_MS / 1000,
+        rest_poll=rest_quotes,
+    )
+    await engine.run(stop)
+
 
 class Command(BaseCommand):
     help = "Run the shared broker feed (one per installation; a second one waits for the lock)."
 
     def handle(self, *args, **opts):
-        from marketdata.selectors import market_status_now
-        from marketdata.services import feed_accounts, rest_quotes
-        from marketdata.stream import FeedEngine
-
-        async def market_open() -> bool:
-            return (await sync_to_async(market_status_now)()).is_open
-
-        async def main() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            engine = FeedEngine(
-                redis_url=settings.REDIS_URL,
-                load_accounts=sync_to_async(feed_accounts),
-                market_open=market_open,
-                channel_layer=get_channel_layer(),
-                stall_after=settings.FEED_STALL_SECONDS,
-                min_interval=settings.FEED_MIN_INTERVAL_MS / 1000,
-                rest_poll=rest_quotes,
-            )
-            await engine.run(stop)
-
-        asyncio.run(main())
+        asyncio.run(run())
