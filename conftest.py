@@ -8,6 +8,11 @@ import pytest
 
 from brokersim.testing import Broker, start_brokersim, stop
 
+try:
+    from accounts.tests.factories import UserFactory
+except ImportError:  # brokersim-only environments
+    UserFactory = None
+
 
 @pytest.fixture(scope="session", autouse=True)
 def celery_test_queue():
@@ -54,10 +59,10 @@ def paper_clean(paper):
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", "alice@example.com", "correct-horse-battery-9")
+def alice(db):
+    return UserFactory(username="alice", password="correct-horse-battery-9")
 
 
 @pytest.fixture
-def charlie(django_user_model):
-    return django_user_model.objects.create_user("charlie", "charlie@example.com", "another-horse-battery-7")
+def charlie(db):
+    return UserFactory(username="charlie", password="another-horse-battery-7")

@@ -1,8 +1,31 @@
-"""Helpers for tests that start real worker or feed processes against the test database."""
+"""Helpers for tests: waiting on a condition, and real worker or feed processes against the test database."""
 
 from __future__ import annotations
 
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from celery import Celery
+from django.conf import settings
 from django.db import connection
+
+
+def wait_for[T](predicate: Callable[[], T], timeout: float, step: float = 0.02) -> T:
+    """Poll `predicate` every `step` seconds until it returns something truthy, for at most `timeout`
+    seconds; returns that value, or the falsy value of one last call at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
 
 
 def database_url() -> str:
@@ -13,16 +36,26 @@ def database_url() -> str:
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def start_celery_worker(queue: str, *args: str, concurrency: int = 4, **env: str):
+class CeleryWorker(subprocess.Popen):
+    """A worker process that knows its node name, so a test can ask whether it is consuming yet."""
+
+    def __init__(self, hostname: str, *args, **kwargs):
+        self.hostname = hostname
+        super().__init__(*args, **kwargs)
+
+    def ready(self) -> bool:
+        """True once the worker answers a ping: connected to the broker and consuming its queue."""
+        # A client-only app on the same broker: the project's own app lives above core.
+        with Celery(broker=settings.CELERY_BROKER_URL) as client:
+            return bool(client.control.ping(destination=[self.hostname], timeout=0.5))
+
+
+def start_celery_worker(queue: str, *args: str, concurrency: int = 4, **env: str) -> CeleryWorker:
     """A real Celery worker (threads pool, as `make run` runs it) on this test run's own queue and
     database; extra `args` (e.g. "-B" for an embedded beat) and `env` settings pass through."""
-    import os
-    import random
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    return subprocess.Popen(
+    hostname = f"test-{os.getpid()}-{random.random():.6f}@{socket.gethostname()}"
+    return CeleryWorker(
+        hostname,
         [
             sys.executable,
             "-m",
@@ -36,7 +69,7 @@ def start_celery_worker(queue: str, *args: str, concurrency: int = 4, **env: str
             queue,
             "--loglevel=WARNING",
             "--hostname",
-            f"test-{os.getpid()}-{random.random():.6f}@%h",
+            hostname,
             *args,
         ],
         cwd=Path(__file__).resolve().parents[1],

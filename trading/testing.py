@@ -7,10 +7,11 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import TradingAccount
+from accounts.tests.factories import TradingAccountFactory
 
-from .models import BrokerBook, Order, OrderBatch, Position, Reconciliation
+from .models import BrokerBook, Order, Position, Reconciliation
+from .tests.factories import OrderBatchFactory, OrderFactory, PositionFactory
 
 SYMBOLS = ["SBIN", "INFY", "TCS", "RELIANCE", "HDFCBANK", "ITC", "LT", "AXISBANK"]
 STATUSES = [Order.Status.COMPLETE, Order.Status.OPEN, Order.Status.CANCELLED, Order.Status.REJECTED]
@@ -20,12 +21,7 @@ def books_seed(*, user, accounts: int, orders: int, host: str = "http://127.0.0.
     """`accounts` more accounts for `user`, with `orders` orders spread over them, a position per
     symbol, today's trades and holdings copies, funds, and every fifth account flagged."""
     now = timezone.now()
-    made = [
-        account_services.account_create(
-            owner=user, name=f"acct-{start + i:03d}", host_url=host, ws_url="ws://127.0.0.1:9", api_key=f"k{i:060d}"
-        )
-        for i in range(accounts)
-    ]
+    made = [TradingAccountFactory(owner=user, name=f"acct-{start + i:03d}", host_url=host) for i in range(accounts)]
     funds = {
         "available_cash": "500000.00",
         "collateral": "0",
@@ -34,11 +30,11 @@ def books_seed(*, user, accounts: int, orders: int, host: str = "http://127.0.0.
         "utilised": "125000.00",
     }
     TradingAccount.objects.filter(pk__in=[a.pk for a in made]).update(funds=funds, funds_at=now)
-    batch = OrderBatch.objects.create(user=user)
+    batch = OrderBatchFactory(user=user)
     cycle = itertools.cycle(itertools.product(made, SYMBOLS))
     Order.objects.bulk_create(
         [
-            Order(
+            OrderFactory.build(
                 batch=batch,
                 account=a,
                 idempotency_key=f"seed:{batch.pk}:{n}",
@@ -56,7 +52,7 @@ def books_seed(*, user, accounts: int, orders: int, host: str = "http://127.0.0.
     )
     Position.objects.bulk_create(
         [
-            Position(
+            PositionFactory.build(
                 account=a,
                 symbol=s,
                 exchange="NSE",

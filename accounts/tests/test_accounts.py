@@ -14,17 +14,11 @@ from django.test import override_settings
 from accounts import crypto, services
 from accounts.models import AuditEvent, TradingAccount
 
+from .factories import account_on
 
-def add(owner, sim, name=None, **kw) -> TradingAccount:
-    return services.account_create(
-        owner=owner,
-        name=name or sim.info["name"],
-        host_url=sim.host,
-        ws_url=sim.ws_url,
-        api_key=sim.api_key,
-        broker=sim.info["broker"],
-        **kw,
-    )
+
+def add(owner, sim, **kw) -> TradingAccount:
+    return account_on(sim, owner=owner, broker=sim.info["broker"], **kw)
 
 
 @pytest.mark.django_db

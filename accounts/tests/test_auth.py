@@ -14,6 +14,8 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 
+from .factories import UserFactory
+
 PASSWORD = "Very-long-passphrase-42"
 
 
@@ -126,8 +128,8 @@ def test_totp_two_factor_can_be_enabled(client, alice):
 
 
 @pytest.mark.django_db
-def test_the_admin_creates_further_users_who_can_log_in(client, django_user_model):
-    admin = django_user_model.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+def test_the_admin_creates_further_users_who_can_log_in(client):
+    admin = UserFactory(username="boss", password=PASSWORD, admin=True)
     client.force_login(admin)
     r = client.post(
         "/admin/auth/user/add/",

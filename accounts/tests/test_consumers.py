@@ -12,6 +12,8 @@ from django.db import connections
 from accounts import services
 from accounts.routing import websocket_urlpatterns
 
+from .factories import account_on
+
 
 def communicator(user) -> WebsocketCommunicator:
     c = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/dashboard/")
@@ -29,9 +31,7 @@ async def test_anonymous_is_refused():
 @pytest.mark.django_db(transaction=True)
 async def test_owner_receives_account_updates_and_strangers_do_not(alice, charlie, paper_clean):
     sim = paper_clean[0]
-    account = await sync_to_async(services.account_create)(
-        owner=alice, name="live", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    account = await sync_to_async(account_on)(sim, owner=alice, name="live")
     mine, theirs = communicator(alice), communicator(charlie)
     assert (await mine.connect())[0] and (await theirs.connect())[0]
     await sync_to_async(services.account_check)(account_id=account.pk)

@@ -12,16 +12,12 @@ import pytest
 
 from accounts import services
 from accounts.models import AuditEvent, TradingAccount
-from core.testing import database_url
 from brokersim.testing import ROOT
+from core.testing import database_url, wait_for
+
+from .factories import account_on
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-
-
-def add(owner, sim, **kw) -> TradingAccount:
-    return services.account_create(
-        owner=owner, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key, **kw
-    )
 
 
 def stop_instance(paper, target):
@@ -37,7 +33,7 @@ def start_instance(paper, target):
 @pytest.mark.django_db
 def test_check_records_status_latency_broker_and_funds(alice, paper_clean):
     sim = paper_clean[1]  # live profile: funds arrive as strings
-    a = services.account_check(account_id=add(alice, sim).pk)
+    a = services.account_check(account_id=account_on(sim, owner=alice).pk)
     assert a.status == "connected" and a.latency_ms is not None and a.broker == sim.info["broker"]
     cash = float(sim.ok("funds")["data"]["availablecash"])
     assert float(a.funds["available_cash"]) == cash
@@ -47,7 +43,7 @@ def test_check_records_status_latency_broker_and_funds(alice, paper_clean):
 @pytest.mark.django_db
 def test_three_failures_in_a_row_mark_an_account_down(alice, paper_clean):
     sim = paper_clean[2]
-    a = add(alice, sim)
+    a = account_on(sim, owner=alice)
     services.account_check(account_id=a.pk)
     stop_instance(paper_clean, sim)
     try:
@@ -68,7 +64,7 @@ def test_three_failures_in_a_row_mark_an_account_down(alice, paper_clean):
 @pytest.mark.django_db
 def test_expired_session_is_reported_as_such(alice, paper_clean):
     sim = paper_clean[0]
-    a = add(alice, sim)
+    a = account_on(sim, owner=alice)
     sim.sim("POST", "session", {"expired": True})
     assert services.account_check(account_id=a.pk).status == "session_expired"
 
@@ -76,9 +72,9 @@ def test_expired_session_is_reported_as_such(alice, paper_clean):
 @pytest.mark.django_db
 def test_primary_down_moves_market_data_to_the_healthiest_backup_and_back_on_request(client, alice, paper_clean):
     primary_sim = paper_clean[0]
-    a = add(alice, primary_sim)
-    b = add(alice, paper_clean[1])
-    c = add(alice, paper_clean[2])
+    a = account_on(primary_sim, owner=alice)
+    b = account_on(paper_clean[1], owner=alice)
+    c = account_on(paper_clean[2], owner=alice)
     for acc in (a, b, c):
         services.account_check(account_id=acc.pk)
     TradingAccount.objects.filter(pk=b.pk).update(latency_ms=50)
@@ -105,8 +101,8 @@ def test_primary_down_moves_market_data_to_the_healthiest_backup_and_back_on_req
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, celery_test_queue):
     """Celery beat + worker processes, default 30 s cadence: the account shows down within 90 s."""
-    a = add(alice, paper_clean[0])
-    b = add(alice, paper_clean[1])
+    a = account_on(paper_clean[0], owner=alice)
+    b = account_on(paper_clean[1], owner=alice)
     env = dict(os.environ, DATABASE_URL=database_url(), CELERY_QUEUE=celery_test_queue, MARKET_CALENDAR="always_open")
     worker = subprocess.Popen(
         [
@@ -133,14 +129,11 @@ def test_real_worker_and_beat_mark_a_stopped_instance_down(alice, paper_clean, c
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and TradingAccount.objects.get(pk=a.pk).status != "connected":
-            time.sleep(0.5)
+        wait_for(lambda: TradingAccount.objects.get(pk=a.pk).status == "connected", 60, step=0.5)
         assert TradingAccount.objects.get(pk=a.pk).status == "connected"
         stop_instance(paper_clean, paper_clean[0])
         stopped_at = time.monotonic()
-        while time.monotonic() - stopped_at < 95 and TradingAccount.objects.get(pk=a.pk).status != "down":
-            time.sleep(1)
+        wait_for(lambda: TradingAccount.objects.get(pk=a.pk).status == "down", 95, step=1)
         took = time.monotonic() - stopped_at
         assert TradingAccount.objects.get(pk=a.pk).status == "down", worker.stderr
         assert took <= 90, took

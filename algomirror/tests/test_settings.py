@@ -11,8 +11,8 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from core.instance import ensure_secrets
 from brokersim.testing import ROOT
+from core.instance import ensure_secrets
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:

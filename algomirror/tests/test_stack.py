@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from brokersim.testing import ROOT
+from core.testing import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -95,22 +96,21 @@ def stack(tmp_path_factory):
     proc = subprocess.Popen(
         ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    url = None
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and url is None:
-        if proc.poll() is not None:
-            break
+
+    def printed_url() -> str | None:
         log.seek(0)
         m = re.search(r"AlgoMirror is up:\s+(http://\S+)", log.read())
-        url = m.group(1) if m else None
-        time.sleep(0.5)
+        return m.group(1) if m else None
+
+    deadline = time.monotonic() + 180
+    wait_for(lambda: printed_url() or proc.poll() is not None, 180, step=0.5)
+    url = printed_url()
     if url is None:
         log.seek(0)
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"make run did not print its URL:\n{log.read()[-4000:]}")
     accounts_file = Path(env["BROKERSIM_ACCOUNTS_FILE"])
-    while not accounts_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(accounts_file.exists, deadline - time.monotonic(), step=0.2)
     yield {"url": url.rstrip("/"), "proc": proc, "marker": marker, "log": log, "env": env}
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -330,9 +330,7 @@ def test_ctrl_c_stops_everything(stack):
     assert len(_stack_processes(marker)) >= 7  # make, launcher, redis, honcho and its six processes
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     proc.wait(60)
-    deadline = time.monotonic() + 15
-    while _stack_processes(marker) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: not _stack_processes(marker), 15, step=0.5)
     assert _stack_processes(marker) == []
     web_port = int(stack["url"].rsplit(":", 1)[1])
     assert _free(web_port)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from accounts import services as account_services
-from core.testing import database_url
+from core.testing import database_url, wait_for
 from brokersim.testing import ROOT
 from marketdata import store
 
@@ -79,16 +79,6 @@ def feed(feed_env):
     f = FeedProcess(feed_env).start()
     yield f
     f.stop()
-
-
-def wait_for(predicate, timeout: float, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def new_price_after(key: str, after_ms: float, src: str | None = "ws", timeout: float = 10.0) -> float | None:

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections
 
-from accounts import services as account_services
+from accounts.tests.factories import UserFactory, account_on
 from marketdata import store
 from marketdata.routing import websocket_urlpatterns
 
@@ -62,7 +62,7 @@ async def test_watch_registers_interest_streams_prices_and_cleans_up(alice):
 @pytest.mark.django_db
 def test_option_chain_page_renders_from_the_data_account(client, alice, paper_clean):
     sim = paper_clean[0]
-    account_services.account_create(owner=alice, name="p1", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key)
+    account_on(sim, owner=alice, name="p1")
     client.force_login(alice)
     r = client.get("/marketdata/chain/?underlying=NIFTY&strikes=5")
     html = r.content.decode()
@@ -87,12 +87,12 @@ def test_feed_monitor_and_status_json(client, alice):
 
 
 @pytest.mark.django_db
-def test_calendar_page_is_admin_only_and_validates(client, alice, django_user_model, settings):
+def test_calendar_page_is_admin_only_and_validates(client, alice, settings):
     from marketdata.models import MarketHoliday, SpecialTradingSession
 
     client.force_login(alice)
     assert client.get("/marketdata/calendar/").status_code == 302  # not staff
-    admin = django_user_model.objects.create_superuser("root", "r@example.com", "Very-long-passphrase-42")
+    admin = UserFactory(username="root", email="r@example.com", password="Very-long-passphrase-42", admin=True)
     client.force_login(admin)
     assert "Trading calendar" in client.get("/marketdata/calendar/").content.decode()
     n = MarketHoliday.objects.count()

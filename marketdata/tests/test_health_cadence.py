@@ -9,21 +9,16 @@ import time_machine
 from django.core.cache import cache
 
 from accounts import services
+from accounts.tests.factories import account_on
 from core.calendar import services_active
 from marketdata.selectors import calendar_load
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 
-def add(owner, sim):
-    return services.account_create(
-        owner=owner, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
-
-
 @pytest.mark.django_db
 def test_checks_are_due_every_30s_in_market_hours_and_every_5min_outside(alice, paper_clean, settings):
-    a = add(alice, paper_clean[0])
+    a = account_on(paper_clean[0], owner=alice)
     settings.MARKET_CALENDAR = "nse"
     cache.delete("md:calendar:v1")
 

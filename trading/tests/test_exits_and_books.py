@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from accounts import services as account_services
 from accounts.models import AuditEvent, TradingAccount
+from accounts.tests.factories import account_on
 from trading import services
 from trading.models import BrokerBook, Order, Position, Reconciliation
 from trading.services import Leg, OrderRefused
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def acc(alice, paper_clean):
     sim = paper_clean[0]
-    account = account_services.account_create(
-        owner=alice, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    account = account_on(sim, owner=alice)
     return account, sim
 
 
@@ -89,9 +87,7 @@ def test_an_unreadable_positionbook_holds_the_exit(alice, acc):
 @pytest.mark.django_db(transaction=True)
 def test_two_exits_racing_on_two_workers_close_the_position_once(alice, paper_clean):
     sim = paper_clean[0]
-    account = account_services.account_create(
-        owner=alice, name="race", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    account = account_on(sim, owner=alice, name="race")
     place(alice, account, Leg("SBIN", "NSE", "BUY", 10))
     sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "latency", "value": 300})
     batches = [

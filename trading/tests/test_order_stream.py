@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 
-from accounts import services as account_services
+from accounts.tests.factories import account_on
+from core.testing import wait_for
 from trading import services
 from trading.models import Order, Position
 from trading.orderstream import OrderStreams
@@ -16,21 +16,10 @@ from trading.orderstream import OrderStreams
 Status = Order.Status
 
 
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_limit_fill_arrives_on_the_stream_and_is_applied_once(alice, paper_clean):
     sim = paper_clean[1]
-    acc = account_services.account_create(
-        owner=alice, name="streamed", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    acc = account_on(sim, owner=alice, name="streamed")
     ltp = sim.ok("quotes", symbol="SBIN", exchange="NSE")["data"]["ltp"]
     limit = Decimal(str(round(ltp * 0.97, 1)))
     batch = services.orders_create(
@@ -44,9 +33,9 @@ def test_a_limit_fill_arrives_on_the_stream_and_is_applied_once(alice, paper_cle
     runner = threading.Thread(target=streams.run, args=(stop,), daemon=True)
     runner.start()
     try:
-        assert wait_for(lambda: streams.connections.get(acc.pk) and streams.connections[acc.pk].subscribed)
+        assert wait_for(lambda: streams.connections.get(acc.pk) and streams.connections[acc.pk].subscribed, 10)
         sim.sim("POST", "price", {"symbol": "SBIN", "exchange": "NSE", "ltp": float(limit) - 1})
-        assert wait_for(lambda: Order.objects.get(pk=order.pk).status == Status.COMPLETE), Order.objects.get(
+        assert wait_for(lambda: Order.objects.get(pk=order.pk).status == Status.COMPLETE, 10), Order.objects.get(
             pk=order.pk
         )
         pos = Position.objects.get(account=acc, symbol="SBIN")

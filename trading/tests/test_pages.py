@@ -10,7 +10,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from accounts import services as account_services
+from accounts.tests.factories import account_on
 from trading import selectors, services
 from trading.models import Order
 from trading.routing import websocket_urlpatterns
@@ -18,12 +18,7 @@ from trading.routing import websocket_urlpatterns
 
 @pytest.fixture
 def two(alice, paper_clean):
-    return [
-        account_services.account_create(
-            owner=alice, name=s.info["name"], host_url=s.host, ws_url=s.ws_url, api_key=s.api_key
-        )
-        for s in paper_clean[:2]
-    ]
+    return [account_on(s, owner=alice) for s in paper_clean[:2]]
 
 
 @pytest.mark.django_db
@@ -159,9 +154,7 @@ def test_books_tabs_filters_sorting_and_csv(client, alice):
 @pytest.mark.django_db(transaction=True)
 async def test_batch_progress_is_pushed_to_the_owner_only(alice, charlie, paper_clean):
     sim = paper_clean[0]
-    acc = await sync_to_async(account_services.account_create)(
-        owner=alice, name="live", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    acc = await sync_to_async(account_on)(sim, owner=alice, name="live")
     batch = await sync_to_async(services.orders_create)(
         user=alice, accounts=[acc], legs=[services.Leg("SBIN", "NSE", "BUY", 1)]
     )
@@ -248,9 +241,7 @@ async def test_a_fill_is_pushed_to_the_owners_open_pages(alice, paper_clean):
     from accounts.routing import websocket_urlpatterns as dashboard_routes
 
     sim = paper_clean[0]
-    acc = await sync_to_async(account_services.account_create)(
-        owner=alice, name="filled", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-    )
+    acc = await sync_to_async(account_on)(sim, owner=alice, name="filled")
     c = WebsocketCommunicator(URLRouter(dashboard_routes), "/ws/dashboard/")
     c.scope["user"] = alice
     assert (await c.connect())[0]

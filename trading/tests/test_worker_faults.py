@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from accounts import services as account_services
-from core.testing import start_celery_worker
+from accounts.tests.factories import account_on
 from brokersim.testing import ROOT, Broker, start_brokersim, stop
+from core.testing import start_celery_worker, wait_for
 from trading import services
 from trading.models import Order
 from trading.services import Leg
@@ -26,12 +26,7 @@ RESOLVED = [Order.Status.ACCEPTED, Order.Status.OPEN, Order.Status.COMPLETE]
 def ten(tmp_path, alice):
     proc, infos = start_brokersim(tmp_path, accounts=10, seed=8)
     sims = [Broker(i) for i in infos]
-    accounts = [
-        account_services.account_create(
-            owner=alice, name=s.info["name"], host_url=s.host, ws_url=s.ws_url, api_key=s.api_key
-        )
-        for s in sims
-    ]
+    accounts = [account_on(s, owner=alice) for s in sims]
     yield list(zip(accounts, sims, strict=True))
     stop(proc)
 
@@ -54,7 +49,7 @@ def test_sigkilled_workers_never_duplicate_and_everything_resolves_within_30s(al
     accounts = [a for a, _ in ten]
     for trial in range(TRIALS):
         worker = start_worker(celery_test_queue)
-        time.sleep(3)  # let it connect to Redis
+        wait_for(worker.ready, 30, step=0.2)  # connected to Redis and consuming
         legs = [Leg("SBIN", "NSE", "BUY", 1 + trial), Leg("INFY", "NSE", "BUY", 1 + trial)]
         batch = services.orders_create(user=alice, accounts=accounts, legs=legs)
         time.sleep(rng.uniform(0.0, 0.6))  # somewhere in the middle of the fan-out
@@ -68,9 +63,11 @@ def test_sigkilled_workers_never_duplicate_and_everything_resolves_within_30s(al
         )
         worker = start_worker(celery_test_queue)
         try:
-            deadline = killed_at + 30
-            while time.monotonic() < deadline and batch.orders.exclude(status__in=RESOLVED).exists():
-                time.sleep(0.5)
+            wait_for(
+                lambda batch=batch: not batch.orders.exclude(status__in=RESOLVED).exists(),
+                killed_at + 30 - time.monotonic(),
+                step=0.5,
+            )
             took = time.monotonic() - killed_at
             unresolved = list(batch.orders.exclude(status__in=RESOLVED).values("status", "last_error"))
             assert not unresolved, (states, unresolved)
