@@ -12,7 +12,7 @@ from accounts.selectors import account_list_visible_to
 from marketdata import store
 
 from . import pnl
-from .models import Order, OrderBatch, Position
+from .models import BrokerBook, Order, OrderBatch, Position, Reconciliation
 
 
 def orders_visible_to(*, user, account_id: int | None = None) -> QuerySet[Order]:
@@ -53,7 +53,7 @@ def order_row(o: Order) -> dict:
     }
 
 
-def positions_with_pnl(*, user, account_id: int | None = None) -> tuple[list[dict], dict]:
+def positions_with_pnl(*, user, account_id: int | None = None) -> tuple[list[dict], pnl.PnL]:
     """Every position with its live P&L (fresh prices only: an open position without one shows
     "no price", never 0), and the totals. One price read for all positions (no N+1)."""
     # Only what the page shows: each joined account row otherwise brings JSON, ciphertext and five
@@ -148,7 +148,8 @@ POSITION_SORTS = {
 
 
 def positions_page(*, user, account_id: int | None = None, symbol: str = "", open_only: bool = False, sort: str = ""):
-    """Positions with live P&L, per-account subtotals and the grand total (pnl.total of parts)."""
+    """Positions with live P&L, per-account subtotals (account, open and unpriced counts, pnl.total
+    of its priced rows) and the grand total; presenters.py formats them."""
     rows, totals = positions_with_pnl(user=user, account_id=account_id)
     if symbol:
         rows = [r for r in rows if symbol.upper() in r["position"].symbol]
@@ -163,26 +164,10 @@ def positions_page(*, user, account_id: int | None = None, symbol: str = "", ope
             entry["parts"].append(r["pnl"])
         elif r["position"].quantity:
             entry["unpriced"] += 1
-    from core.money import inr
-
-    subtotals = []
-    for e in sorted(per_account.values(), key=lambda e: e["account"].name):
-        t = pnl.total(e["parts"])
-        a = e["account"]
-        subtotals.append(
-            {
-                "pk": a.pk,
-                "name": a.name,
-                "state": a.trading_state,
-                "state_label": a.get_trading_state_display(),
-                "open": e["open"],
-                "unpriced": e["unpriced"],
-                "realized": inr(t.realized),
-                "unrealized": inr(t.unrealized),
-                "total": inr(t.total),
-                "total_cls": _cls(t.total),
-            }
-        )
+    subtotals = [
+        {"account": e["account"], "open": e["open"], "unpriced": e["unpriced"], "pnl": pnl.total(e["parts"])}
+        for e in sorted(per_account.values(), key=lambda e: e["account"].name)
+    ]
     totals = pnl.total([r["pnl"] for r in rows if r["pnl"] is not None])
     return _sorted(rows, sort, POSITION_SORTS, "account"), subtotals, totals
 
@@ -190,8 +175,6 @@ def positions_page(*, user, account_id: int | None = None, symbol: str = "", ope
 def broker_book_rows(*, user, kind: str, account_id: int | None = None, symbol: str = "", sort: str = ""):
     """The broker's trades or holdings across accounts, from the copies the reconcile cycle keeps.
     Returns (rows, books) — books tell when each account's copy was taken and whether it is current."""
-    from .models import BrokerBook
-
     books = BrokerBook.objects.filter(account__in=account_list_visible_to(user=user), kind=kind).select_related(
         "account"
     )
@@ -261,90 +244,7 @@ def funds_rows(*, user, account_id: int | None = None):
 
 def reconciliation_flags(*, user, account_id: int | None = None):
     """Accounts whose positions differ from the broker's, or whose broker could not be read."""
-    from .models import Reconciliation
-
     qs = Reconciliation.objects.filter(account__in=account_list_visible_to(user=user)).select_related("account")
     if account_id:
         qs = qs.filter(account_id=account_id)
     return [r for r in qs.order_by("account__name") if r.state != Reconciliation.State.MATCHED]
-
-
-def _cls(value) -> str:
-    return "neg" if value is not None and value < 0 else "pos" if value else ""
-
-
-def position_display_rows(rows: list[dict], close_url: tuple[str, str] = ("", "")) -> list[dict]:
-    """Positions pre-formatted for the page: the template only prints (200 rows rendered with
-    per-cell filters and comparisons took ~100 ms; plain strings take a fraction of that)."""
-    from core.money import inr
-
-    out = []
-    for r in rows:
-        p, res, ltp = r["position"], r["pnl"], r["ltp"]
-        out.append(
-            {
-                "pk": p.pk,
-                "key": p.key,
-                "raw_avg": str(p.average_price),
-                "raw_realized": str(p.realized),
-                "account": p.account.name,
-                "symbol": p.symbol,
-                "product": p.product,
-                "qty": p.quantity,
-                "qty_cls": "neg" if p.quantity < 0 else "",
-                "avg": inr(p.average_price),
-                "ltp_text": inr(ltp) if ltp is not None else "no fresh price" if p.quantity else "—",
-                "ltp_cls": "neg" if ltp is None and p.quantity else "",
-                "close_url": f"{close_url[0]}{p.pk}{close_url[1]}" if p.quantity else "",
-                "realized": inr(p.realized),
-                "unrealized": inr(res.unrealized) if res else "—",
-                "total": inr(res.total) if res else "—",
-                "total_cls": _cls(res.total) if res else "",
-                "confirm": f"Exit {p.quantity} {p.symbol} on {p.account.name} at market? "
-                "Reduce-only: never more than the broker still holds.",
-            }
-        )
-    return out
-
-
-def order_display_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -> list[dict]:
-    """Orders pre-formatted for the books page (see position_display_rows)."""
-    from django.utils import timezone
-
-    from core.money import inr
-
-    urls = urls or {}
-
-    def url(name: str, pk) -> str:
-        before, after = urls.get(name, ("", ""))
-        return f"{before}{pk}{after}" if before else ""
-
-    out = []
-    for o in orders:
-        terms = o.pricetype
-        if o.price:
-            terms += f" @ {inr(o.price)}"
-        if o.trigger_price:
-            terms += f" trg {inr(o.trigger_price)}"
-        out.append(
-            {
-                "pk": o.pk,
-                "time": timezone.localtime(o.created_at).strftime("%d %b, %H:%M:%S"),
-                "account": o.account.name,
-                "batch_id": o.batch_id,
-                "text": f"{o.action} {o.quantity} {o.symbol}",
-                "exit": o.reduce_only,
-                "terms": f"{terms} · {o.product}",
-                "status": o.status,
-                "status_label": o.get_status_display(),
-                "broker_orderid": o.broker_orderid or "—",
-                "filled": o.filled_quantity,
-                "avg": inr(o.average_price) if o.average_price else "—",
-                "note": " · ".join(x for x in (o.note, o.last_error) if x),
-                "live": o.status in LIVE_STATUSES,
-                "batch_url": url("batch_detail", o.batch_id) if o.batch_id else "",
-                "modify_url": url("order_modify", o.pk),
-                "cancel_url": url("order_cancel", o.pk),
-            }
-        )
-    return out

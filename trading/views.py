@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from decimal import Decimal
 
 from django.contrib import messages
@@ -10,14 +9,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import account_list_visible_to
 
-from . import selectors, services
+from . import exports, presenters, selectors, services
 from .forms import ModifyForm, OrderForm, RepairForm, TradingStateForm
 from .models import Order, Position
+from .services import requests as task_requests
 
 
 @login_required
@@ -56,13 +55,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 TABS = ["positions", "orders", "trades", "holdings", "funds"]
-
-
-def _row_url(name: str) -> tuple[str, str]:
-    """(before, after) the id in a per-row URL: long tables join strings instead of calling
-    reverse() per row (which was a third of the page's time at 200 rows)."""
-    before, _, after = reverse(name, args=[987654321]).partition("987654321")
-    return before, after
+ROW_URLS = ("order_cancel", "order_modify", "batch_detail")
 
 
 def _int(value) -> int | None:
@@ -72,9 +65,58 @@ def _int(value) -> int | None:
         return None
 
 
+def _positions(user, g, f) -> dict:
+    open_only = g.get("open") == "1"
+    rows, subtotals, totals = selectors.positions_page(user=user, open_only=open_only, **f)
+    return {
+        "rows": rows,
+        "open_only": open_only,
+        "display": presenters.position_rows(rows, presenters.row_url("position_close")),
+        "subtotals": presenters.position_subtotals(subtotals),
+        "summary": presenters.positions_summary(subtotals, totals),
+        "flags": selectors.reconciliation_flags(user=user, account_id=f["account_id"]),
+    }
+
+
+def _orders(user, g, f) -> dict:
+    status = g.get("status", "")
+    full = g.get("export") == "orders"
+    orders = selectors.order_list(user=user, status=status, limit=None if full else 200, **f)
+    return {
+        "rows": orders,
+        "display": [] if full else presenters.order_rows(orders, {n: presenters.row_url(n) for n in ROW_URLS}),
+        "statuses": [("live", "Open / working")] + [c for c in Order.Status.choices if c[0] != "split"],
+    }
+
+
+def _broker_book(kind: str):
+    def tab(user, g, f) -> dict:
+        rows, copies = selectors.broker_book_rows(user=user, kind=kind, **f)
+        totals = selectors.trade_totals(rows) if kind == "trades" else selectors.holding_totals(rows)
+        return {"rows": rows, "copies": copies, "stale": [c for c in copies if not c.ok], "totals": totals}
+
+    return tab
+
+
+def _funds(user, g, f) -> dict:
+    rows, totals = selectors.funds_rows(user=user, account_id=f["account_id"])
+    return {"rows": rows, "totals": totals}
+
+
+TAB_CONTEXT = {
+    "positions": _positions,
+    "orders": _orders,
+    "trades": _broker_book("trades"),
+    "holdings": _broker_book("holdings"),
+    "funds": _funds,
+}
+
+
 @login_required
 def books(request: HttpRequest) -> HttpResponse:
-    """One page, five books, all accounts or one; every filter and sort is in the URL."""
+    """One page, five books, all accounts or one; every filter and sort is in the URL.
+    `?export=<tab>` is the tab as CSV; `?fragment=positions` is the live part of the positions
+    tab alone, which the page fetches when a fill brings a row it does not show."""
     g = request.GET
     tab = g.get("tab") if g.get("tab") in TABS else "positions"
     accounts = list(account_list_visible_to(user=request.user))
@@ -84,136 +126,12 @@ def books(request: HttpRequest) -> HttpResponse:
     f = {"account_id": account_id, "symbol": g.get("symbol", "").strip()[:40], "sort": g.get("sort", "")}
     ctx: dict = {"tab": tab, "tabs": TABS, "accounts": accounts, "f": f, "status": g.get("status", "")}
     ctx["account"] = next((a for a in accounts if a.pk == account_id), None)
-    ctx["u"] = {n: _row_url(n) for n in ("order_cancel", "order_modify", "batch_detail")}
-    if tab == "positions":
-        rows, subtotals, totals = selectors.positions_page(user=request.user, open_only=g.get("open") == "1", **f)
-        ctx |= {"rows": rows, "subtotals": subtotals, "totals": totals, "open_only": g.get("open") == "1"}
-        ctx["display"] = selectors.position_display_rows(rows, _row_url("position_close"))
-        ctx["unpriced"] = sum(1 for r in rows if r["pnl"] is None and r["position"].quantity)
-        ctx["flags"] = selectors.reconciliation_flags(user=request.user, account_id=account_id)
-    elif tab == "orders":
-        full = g.get("export") == "orders"
-        ctx["orders"] = selectors.order_list(user=request.user, status=ctx["status"], limit=None if full else 200, **f)
-        ctx["display"] = [] if full else selectors.order_display_rows(ctx["orders"], ctx["u"])
-        ctx["statuses"] = [("live", "Open / working")] + [c for c in Order.Status.choices if c[0] != "split"]
-    elif tab in ("trades", "holdings"):
-        rows, copies = selectors.broker_book_rows(user=request.user, kind=tab, **f)
-        ctx |= {"rows": rows, "copies": copies, "stale": [c for c in copies if not c.ok]}
-        ctx["totals"] = selectors.trade_totals(rows) if tab == "trades" else selectors.holding_totals(rows)
-    else:
-        ctx["rows"], ctx["totals"] = selectors.funds_rows(user=request.user, account_id=account_id)
+    ctx |= TAB_CONTEXT[tab](request.user, g, f)
     if g.get("export") == tab:
-        return _csv(tab, ctx)
+        return exports.books_csv(tab, ctx["rows"])
+    if tab == "positions" and g.get("fragment") == "positions":
+        return render(request, "trading/books/positions_live.html", ctx)
     return render(request, "trading/books.html", ctx)
-
-
-CSV_COLUMNS = {
-    "positions": [
-        "account",
-        "symbol",
-        "exchange",
-        "product",
-        "quantity",
-        "average_price",
-        "ltp",
-        "realized",
-        "unrealized",
-        "total",
-    ],
-    "orders": [
-        "time_ist",
-        "account",
-        "symbol",
-        "exchange",
-        "action",
-        "quantity",
-        "pricetype",
-        "product",
-        "status",
-        "broker_orderid",
-        "filled",
-        "average_price",
-        "note",
-    ],
-    "trades": [
-        "account",
-        "time",
-        "symbol",
-        "exchange",
-        "product",
-        "action",
-        "quantity",
-        "price",
-        "value",
-        "orderid",
-        "strategy",
-    ],
-    "holdings": ["account", "symbol", "exchange", "quantity", "average_price", "ltp", "pnl"],
-    "funds": ["account", "available_cash", "collateral", "utilised", "m2m", "as_of_ist"],
-}
-
-
-def _csv(tab: str, ctx: dict) -> HttpResponse:
-    resp = HttpResponse(content_type="text/csv")
-    resp["Content-Disposition"] = f'attachment; filename="algomirror-{tab}.csv"'
-    w = csv.writer(resp)
-    w.writerow(CSV_COLUMNS[tab])
-
-    def ist(t):
-        return timezone.localtime(t).strftime("%Y-%m-%d %H:%M:%S") if t else ""
-
-    if tab == "positions":
-        for r in ctx["rows"]:
-            p, res = r["position"], r["pnl"]
-            w.writerow(
-                [
-                    p.account.name,
-                    p.symbol,
-                    p.exchange,
-                    p.product,
-                    p.quantity,
-                    round(p.average_price, 2),
-                    r["ltp"] if r["ltp"] is not None else "",
-                    round(p.realized, 2),
-                    round(res.unrealized, 2) if res else "",
-                    round(res.total, 2) if res else "",
-                ]
-            )
-    elif tab == "orders":
-        for o in ctx["orders"]:
-            w.writerow(
-                [
-                    ist(o.created_at),
-                    o.account.name,
-                    o.symbol,
-                    o.exchange,
-                    o.action,
-                    o.quantity,
-                    o.pricetype,
-                    o.product,
-                    o.status,
-                    o.broker_orderid or "",
-                    o.filled_quantity,
-                    o.average_price or "",
-                    o.note,
-                ]
-            )
-    elif tab in ("trades", "holdings"):
-        for r in ctx["rows"]:
-            w.writerow([r.get(c, "") for c in CSV_COLUMNS[tab]])
-    else:
-        for r in ctx["rows"]:
-            w.writerow(
-                [
-                    r["account"].name,
-                    r["cash"] if r["cash"] is not None else "",
-                    r["collateral"],
-                    r["used"] if r["used"] is not None else "",
-                    r["m2m"] if r["m2m"] is not None else "",
-                    ist(r["at"]),
-                ]
-            )
-    return resp
 
 
 # ------------------------------------------------------------------ actions
@@ -290,10 +208,8 @@ def position_close(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
-    from .tasks import orders_cancel_all_task
-
     account = _account(request, pk)
-    orders_cancel_all_task.delay(account.pk)
+    task_requests.orders_cancel_all_request(account_id=account.pk)
     messages.info(request, f"Cancelling every open order on {account.name}.")
     return _back(request)
 
@@ -352,9 +268,7 @@ def position_repair(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def books_refresh(request: HttpRequest) -> HttpResponse:
-    from .tasks import account_books_refresh_task
-
-    for a in account_list_visible_to(user=request.user).filter(is_active=True):
-        account_books_refresh_task.delay(a.pk)
+    accounts = account_list_visible_to(user=request.user).filter(is_active=True)
+    task_requests.books_refresh_request(account_ids=list(accounts.values_list("pk", flat=True)))
     messages.info(request, "Reading every account's books from its broker.")
     return _back(request)

@@ -1,15 +1,10 @@
-// Shared page behaviour: theme toggle, message auto-dismiss, IST clock and times.
+// Shared page behaviour: theme toggle, message auto-dismiss, IST clock and times
+// (numbers: format.js; live connections: live.js).
 (function () {
   "use strict";
   var IST = "Asia/Kolkata";
 
-  window.AM = window.AM || {};
-  var inrFmt = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  AM.inr = function (v) {
-    if (v === null || v === undefined || v === "") return "—";
-    var n = Number(v);
-    return isFinite(n) ? "₹" + inrFmt.format(n) : "—";
-  };
+  var AM = (window.AM = window.AM || {});
   AM.istTime = function (iso) {
     if (!iso) return "not yet";
     var d = new Date(iso);

@@ -1,4 +1,5 @@
-// Order progress: rows follow order.updated events for this batch.
+// Order progress: rows follow order.updated events for this batch. The consumer sends every row's
+// state on each (re)connect, so nothing missed while the socket was down stays stale.
 (function () {
   "use strict";
   var root = document.querySelector("[data-batch]");
@@ -14,13 +15,8 @@
     set("average_price", d.average_price || "—");
     set("error", [d.note, d.error].filter(Boolean).join(" · "));
   }
-  var retry = 1000;
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws = new WebSocket(proto + location.host + root.dataset.ws);
-    ws.onopen = function () { retry = 1000; };
-    ws.onmessage = function (ev) { var m = JSON.parse(ev.data); if (m.type === "order.updated") apply(m.data); };
-    ws.onclose = function () { setTimeout(connect, retry); retry = Math.min(retry * 2, 30000); };
-  }
-  connect();
+  AM.live(root.dataset.ws, {
+    status: document.querySelector("[data-live-status]"),
+    onMessage: function (m) { if (m.type === "order.updated") apply(m.data); },
+  });
 })();

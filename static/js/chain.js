@@ -14,8 +14,7 @@
   var spotKey = root.dataset.spotKey;
   var last = {};   // key -> last record
   var seen = {};   // key -> time the record was received (ms)
-  var fmt = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var n0 = new Intl.NumberFormat("en-IN");
+  var int = function (v) { return AM.num(v, 0); };
   function set(k, f, text, cls) {
     (cells[k] && cells[k][f] || []).forEach(function (td) {
       if (td.textContent !== text) {
@@ -24,7 +23,7 @@
       }
     });
   }
-  function money(v) { return (v === undefined || v === null) ? "—" : fmt.format(v); }
+  var money = AM.num;
   function apply(m) {
     var k = m.key, prev = last[k];
     last[k] = m;
@@ -37,12 +36,12 @@
     }
     var dir = prev && m.ltp > prev.ltp ? "flash-up" : (prev && m.ltp < prev.ltp ? "flash-down" : null);
     set(k, "ltp", money(m.ltp), dir);
-    if (m.change !== undefined) set(k, "change", (m.change > 0 ? "+" : "") + fmt.format(m.change));
-    if (m.bid !== undefined) set(k, "bidq", money(m.bid) + " (" + n0.format(m.bid_qty || 0) + ")");
-    if (m.ask !== undefined) set(k, "askq", money(m.ask) + " (" + n0.format(m.ask_qty || 0) + ")");
-    if (m.bid !== undefined && m.ask !== undefined) set(k, "spread", fmt.format(m.ask - m.bid));
-    if (m.volume !== undefined) set(k, "volume", n0.format(m.volume));
-    if (m.oi !== undefined) set(k, "oi", n0.format(m.oi));
+    if (m.change !== undefined) set(k, "change", (m.change > 0 ? "+" : "") + AM.num(m.change));
+    if (m.bid !== undefined) set(k, "bidq", money(m.bid) + " (" + int(m.bid_qty || 0) + ")");
+    if (m.ask !== undefined) set(k, "askq", money(m.ask) + " (" + int(m.ask_qty || 0) + ")");
+    if (m.bid !== undefined && m.ask !== undefined) set(k, "spread", AM.num(m.ask - m.bid));
+    if (m.volume !== undefined) set(k, "volume", int(m.volume));
+    if (m.oi !== undefined) set(k, "oi", int(m.oi));
     if (depthKey === k) showDepth(k);
     markStale();
   }
@@ -92,8 +91,8 @@
     var html = "";
     for (var i = 0; i < 5; i++) {
       var b = d.buy[i] || [null, null], a = d.sell[i] || [null, null];
-      html += "<tr><td class='num pos'>" + money(b[0]) + "</td><td class='num'>" + (b[1] === null ? "" : n0.format(b[1])) +
-        "</td><td class='num neg'>" + money(a[0]) + "</td><td class='num'>" + (a[1] === null ? "" : n0.format(a[1])) + "</td></tr>";
+      html += "<tr><td class='num pos'>" + money(b[0]) + "</td><td class='num'>" + (b[1] === null ? "" : int(b[1])) +
+        "</td><td class='num neg'>" + money(a[0]) + "</td><td class='num'>" + (a[1] === null ? "" : int(a[1])) + "</td></tr>";
     }
     rows.innerHTML = html;
   }
@@ -107,29 +106,18 @@
   var closeBtn = document.querySelector("[data-depth-close]");
   if (closeBtn) closeBtn.addEventListener("click", function () { panel.classList.add("hidden"); depthKey = null; });
 
-  var retry = 1000, hb = null;
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws = new WebSocket(proto + location.host + root.dataset.ws);
-    ws.onopen = function () {
-      retry = 1000;
+  AM.live(root.dataset.ws, {
+    status: live,
+    labels: { connected: "live" },
+    heartbeatMs: 60000,
+    onOpen: function (sock) { // the consumer answers a watch with the current prices
       var symbols = Object.keys(cells).map(function (k) { return { key: k, mode: 3 }; });
       symbols.push({ key: spotKey, mode: 1 });
-      ws.send(JSON.stringify({ action: "watch", symbols: symbols }));
-      hb = setInterval(function () { ws.send(JSON.stringify({ action: "heartbeat" })); }, 60000);
-      if (live) live.textContent = "live";
-    };
-    ws.onmessage = function (ev) {
-      var m = JSON.parse(ev.data);
+      sock.send({ action: "watch", symbols: symbols });
+    },
+    onMessage: function (m) {
       if (m.type === "price") apply(m);
       else if (m.type === "prices") m.items.forEach(apply);
-    };
-    ws.onclose = function () {
-      if (hb) clearInterval(hb);
-      if (live) live.textContent = "reconnecting…";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 30000);
-    };
-  }
-  connect();
+    },
+  });
 })();

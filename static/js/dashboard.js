@@ -2,9 +2,7 @@
 (function () {
   "use strict";
   var grid = document.querySelector("[data-cards]");
-  var statusLine = document.querySelector("[data-live-status]");
   if (!grid) return;
-  var retry = 1000;
 
   function setField(card, name, text) {
     var el = card.querySelector('[data-field="' + name + '"]');
@@ -27,7 +25,15 @@
     set("used_margin", AM.inr(used));
     set("m2m", AM.inr(m2m));
     var m = document.querySelector('[data-total="m2m"]');
-    if (m) { m.classList.toggle("neg", m2m < 0); m.classList.toggle("pos", m2m > 0); }
+    if (m) AM.signCls(m, m2m);
+  }
+
+  // Updates missed while the socket was down: the server renders the cards again.
+  function resync() {
+    AM.refresh(location.href, ["[data-cards]"]).then(function () {
+      AM.formatTimes(grid);
+      recomputeTotals();
+    }).catch(function () { /* the next update or reconnect tries again */ });
   }
 
   function apply(d) {
@@ -52,20 +58,12 @@
     recomputeTotals();
   }
 
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss://" : "ws://";
-    var ws = new WebSocket(proto + location.host + grid.dataset.ws);
-    ws.onopen = function () { retry = 1000; if (statusLine) statusLine.textContent = "Live updates: on"; };
-    ws.onmessage = function (ev) {
-      var msg = JSON.parse(ev.data);
-      if (msg.type === "account.updated") apply(msg.data);
-    };
-    ws.onclose = function () {
-      if (statusLine) statusLine.textContent = "Live updates: reconnecting…";
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 30000);
-    };
-  }
   recomputeTotals();
-  connect();
+  AM.live(grid.dataset.ws, {
+    status: document.querySelector("[data-live-status]"),
+    labels: { connecting: "Live updates: connecting…", connected: "Live updates: on",
+      reconnecting: "Live updates: reconnecting…", refused: "Live updates: off (signed out)" },
+    onOpen: function (sock, again) { if (again) resync(); },
+    onMessage: function (msg) { if (msg.type === "account.updated") apply(msg.data); },
+  });
 })();
