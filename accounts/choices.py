@@ -1,4 +1,4 @@
-"""Account states, importable by other apps without reaching into accounts.models."""
+"""Account states and audit actions, importable by other apps without reaching into accounts.models."""
 
 from __future__ import annotations
 
@@ -19,3 +19,22 @@ class TradingState(models.TextChoices):
     ACTIVE = "active", "Active"
     REDUCING = "reducing", "Reducing only"
     HALTED = "halted", "Halted"
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", "Login"
+    LOGOUT = "logout", "Logout"
+    LOGIN_FAILED = "login_failed", "Failed login"
+    ADMIN_CREATED = "admin_created", "First admin created"
+    ACCOUNT_ADDED = "account_added", "Account added"
+    ACCOUNT_CHANGED = "account_changed", "Account changed"
+    ACCOUNT_DELETED = "account_deleted", "Account deleted"
+    KEY_ROTATED = "key_rotated", "Encryption key rotated"
+    KEY_UNREADABLE = "key_unreadable", "API key unreadable"
+    CONNECTION_CHANGED = "connection_changed", "Connection changed"
+    DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
+    TRADING_STATE = "trading_state", "Trading state changed"
+    RECONCILIATION = "reconciliation", "Broker positions differ"
+    POSITION_REPAIRED = "position_repaired", "Position repaired from the broker"
+    ACCOUNT_CLOSED = "account_closed", "Account closed out"
+    CLOSE_REFUSED = "close_refused", "Close-out refused"

@@ -7,7 +7,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
-from .choices import AccountStatus, TradingState
+from .choices import AccountStatus, AuditAction, TradingState
 
 ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
 
@@ -74,23 +74,7 @@ class TradingAccount(models.Model):
 class AuditEvent(models.Model):
     """Append-only audit trail. `account_name` is kept so deleted accounts stay readable."""
 
-    class Action(models.TextChoices):
-        LOGIN = "login", "Login"
-        LOGOUT = "logout", "Logout"
-        LOGIN_FAILED = "login_failed", "Failed login"
-        ADMIN_CREATED = "admin_created", "First admin created"
-        ACCOUNT_ADDED = "account_added", "Account added"
-        ACCOUNT_CHANGED = "account_changed", "Account changed"
-        ACCOUNT_DELETED = "account_deleted", "Account deleted"
-        KEY_ROTATED = "key_rotated", "Encryption key rotated"
-        KEY_UNREADABLE = "key_unreadable", "API key unreadable"
-        CONNECTION_CHANGED = "connection_changed", "Connection changed"
-        DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
-        TRADING_STATE = "trading_state", "Trading state changed"
-        RECONCILIATION = "reconciliation", "Broker positions differ"
-        POSITION_REPAIRED = "position_repaired", "Position repaired from the broker"
-        ACCOUNT_CLOSED = "account_closed", "Account closed out"
-        CLOSE_REFUSED = "close_refused", "Close-out refused"
+    Action = AuditAction
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -19,9 +19,53 @@ def account_get(*, user, pk: int) -> TradingAccount | None:
     return account_list_visible_to(user=user).filter(pk=pk).first()
 
 
-def account_get_by_id(*, pk: int) -> TradingAccount:
-    """For internal callers (tasks, services) that were handed an id; no user scoping."""
-    return TradingAccount.objects.get(pk=pk)
+def account_get_by_id(*, pk: int, related: tuple[str, ...] = ()) -> TradingAccount:
+    """For internal callers (tasks, services) that were handed an id; no user scoping.
+    `related` names one-to-one rows other apps hang on the account (trading's "reconciliation"),
+    fetched in the same query."""
+    return TradingAccount.objects.select_related(*related).get(pk=pk)
+
+
+def account_get_owned(*, user, pk: int) -> TradingAccount:
+    """`user`'s own account (raises TradingAccount.DoesNotExist for anyone else's)."""
+    return TradingAccount.objects.get(pk=pk, owner=user)
+
+
+def account_list_tradable(*, user) -> QuerySet[TradingAccount]:
+    """The accounts `user` may place orders in (their active ones)."""
+    return TradingAccount.objects.filter(owner=user, is_active=True)
+
+
+def account_list_active(*, with_ws_url: bool = False) -> QuerySet[TradingAccount]:
+    """Every active account, of every owner (workers and streams); `with_ws_url` keeps only those
+    that have a WebSocket address."""
+    qs = TradingAccount.objects.filter(is_active=True)
+    return qs.exclude(ws_url="") if with_ws_url else qs
+
+
+def account_ids_active() -> list[int]:
+    return list(TradingAccount.objects.filter(is_active=True).values_list("pk", flat=True))
+
+
+def account_list_feed_candidates() -> QuerySet[TradingAccount]:
+    """Active accounts whose key may work, grouped by owner, each owner's market-data account
+    first, then by latency."""
+    unusable = (TradingAccount.Status.KEY_UNREADABLE, TradingAccount.Status.INVALID_KEY)
+    return (
+        TradingAccount.objects.filter(is_active=True)
+        .exclude(status__in=unusable)
+        .order_by("owner_id", "-holds_data_role", "latency_ms", "pk")
+    )
+
+
+def account_data_source(*, user) -> TradingAccount | None:
+    """The account `user`'s pages read market data from: the one holding the market-data role,
+    else the fastest connected one."""
+    qs = account_list_visible_to(user=user).filter(is_active=True)
+    return (
+        qs.filter(holds_data_role=True).first()
+        or qs.filter(status=TradingAccount.Status.CONNECTED).order_by("latency_ms").first()
+    )
 
 
 def account_card(account: TradingAccount) -> dict:

@@ -87,9 +87,7 @@ def account_client(account: TradingAccount) -> OpenAlgoClient:
             stale = [k for k in _clients if k[0] == account.pk]
             for k in stale:
                 _clients.pop(k).close()
-            client = _clients[cache_key] = OpenAlgoClient(
-                account.host_url, source, timeout=settings.OPENALGO_TIMEOUT
-            )
+            client = _clients[cache_key] = OpenAlgoClient(account.host_url, source, timeout=settings.OPENALGO_TIMEOUT)
         return client
 
 
@@ -411,6 +409,64 @@ def data_role_assign(*, account: TradingAccount, request=None) -> None:
         raise ValueError(f"{account.name} is not connected; it cannot serve market data.")
     with transaction.atomic():
         _move_data_role(owner=account.owner, to=account, reason="chosen by the user", user_action=True)
+
+
+# ---------------------------------------------------------------- trading state and funds
+# Written here for trading (reconciliation halts and resumes, the trader's switch, the funds its
+# cycle reads). The conditional UPDATEs are compare-and-set guards: a worker that lost a race
+# changes nothing and announces nothing.
+def account_halt(*, account: TradingAccount, reason: str, message: str) -> bool:
+    """ACTIVE → HALTED with `reason`. An account already reducing or halted keeps its state and
+    reason (the trader's, or an earlier halt's). Audited and pushed only when the state moved."""
+    halted = TradingAccount.objects.filter(pk=account.pk, trading_state=TradingAccount.TradingState.ACTIVE).update(
+        trading_state=TradingAccount.TradingState.HALTED, halt_reason=reason[:200]
+    )
+    if halted:
+        _trading_state_changed(account, TradingAccount.TradingState.HALTED, message)
+    return bool(halted)
+
+
+def account_resume_if_halted_by(*, account: TradingAccount, reason: str, message: str) -> bool:
+    """HALTED → ACTIVE, only when the halt was for `reason`: a halt set by the trader or for
+    another cause stays. Audited and pushed only when the state moved."""
+    resumed = TradingAccount.objects.filter(
+        pk=account.pk, trading_state=TradingAccount.TradingState.HALTED, halt_reason=reason[:200]
+    ).update(trading_state=TradingAccount.TradingState.ACTIVE, halt_reason="")
+    if resumed:
+        _trading_state_changed(account, TradingAccount.TradingState.ACTIVE, message)
+    return bool(resumed)
+
+
+def account_trading_state_set(*, user, account_id: int, state: str, reason: str = "") -> TradingAccount:
+    """The trader's own switch on one of their accounts: ACTIVE, REDUCING (exits only) or HALTED
+    (no new orders). Always audited and pushed. Raises ValueError for an unknown state."""
+    if state not in TradingAccount.TradingState.values:
+        raise ValueError(f"unknown trading state {state!r}")
+    account = TradingAccount.objects.get(pk=account_id, owner=user)
+    reason = reason.strip()[:200]
+    if state != TradingAccount.TradingState.ACTIVE and not reason:
+        reason = "set by the trader"
+    TradingAccount.objects.filter(pk=account.pk).update(
+        trading_state=state, halt_reason="" if state == TradingAccount.TradingState.ACTIVE else reason
+    )
+    account.refresh_from_db()
+    message = account.get_trading_state_display() + (f": {reason}" if reason else "")
+    _trading_state_changed(account, state, message, user=user)
+    return account
+
+
+def _trading_state_changed(account: TradingAccount, state: str, message: str, user=None) -> None:
+    audit_record(
+        action=AuditEvent.Action.TRADING_STATE, user=user, account=account, message=message, details={"state": state}
+    )
+    # Read again: the caller's copy may predate the conditional update that just moved it.
+    events.account_updated(TradingAccount.objects.get(pk=account.pk))
+
+
+def account_funds_store(*, account_ids: list[int], funds: dict, funds_at) -> int:
+    """Store funds as `funds_fields` shaped them on these accounts (one UPDATE, no push: the
+    dashboard reads them on its next health check)."""
+    return TradingAccount.objects.filter(pk__in=account_ids).update(funds=funds, funds_at=funds_at)
 
 
 def accounts_due_for_check(*, now, market_open: bool) -> list[int]:

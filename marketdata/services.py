@@ -6,7 +6,7 @@ import functools
 import re
 
 from accounts import crypto
-from accounts.models import TradingAccount
+from accounts.selectors import account_list_feed_candidates
 from accounts.services import account_client, account_socket
 from openalgo_client import protocol
 
@@ -40,14 +40,8 @@ def interest_register(*, owner: str, keys: dict[str, int], ttl: float | None = N
 def feed_accounts() -> list[FeedAccount]:
     """Accounts the feed may use, the preferred (market-data role of the first owner) first."""
     out = []
-    unusable = (TradingAccount.Status.KEY_UNREADABLE, TradingAccount.Status.INVALID_KEY)
-    qs = (
-        TradingAccount.objects.filter(is_active=True)
-        .exclude(status__in=unusable)
-        .order_by("owner_id", "-holds_data_role", "latency_ms", "pk")
-    )
     preferred_taken = False
-    for a in qs:
+    for a in account_list_feed_candidates():
         try:
             account_client(a)  # proves the key decrypts; an unreadable one halts the account
         except crypto.KeyUnreadable:

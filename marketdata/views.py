@@ -15,8 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import crypto
-from accounts.models import TradingAccount
-from accounts.selectors import account_list_visible_to
+from accounts.selectors import account_data_source
 from accounts.services import account_client
 
 from . import selectors, store
@@ -24,14 +23,6 @@ from .forms import HolidayForm, SpecialSessionForm
 from .models import MarketHoliday, SpecialTradingSession, TradingHoursTemplate
 
 UNDERLYINGS = {"NIFTY": ("NSE_INDEX", "NFO"), "BANKNIFTY": ("NSE_INDEX", "NFO"), "SENSEX": ("BSE_INDEX", "BFO")}
-
-
-def _data_account(user) -> TradingAccount | None:
-    qs = account_list_visible_to(user=user).filter(is_active=True)
-    return (
-        qs.filter(holds_data_role=True).first()
-        or qs.filter(status=TradingAccount.Status.CONNECTED).order_by("latency_ms").first()
-    )
 
 
 @login_required
@@ -53,7 +44,7 @@ def option_chain(request: HttpRequest) -> HttpResponse:
         "price_max_age": settings.PRICE_MAX_AGE,
         "strike_choices": [5, 10, 15, 20],
     }
-    account = _data_account(request.user)
+    account = account_data_source(user=request.user)
     if account is None:
         ctx["error"] = "Add a connected OpenAlgo account to see option chains."
         return render(request, "marketdata/option_chain.html", ctx)

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 
-from accounts.models import TradingAccount
+from accounts.choices import TradingState
+from accounts.selectors import account_list_tradable
 
 from .models import Order
+
+if TYPE_CHECKING:
+    from accounts.models import TradingAccount
 
 EXCHANGES = ["NSE", "BSE", "NFO", "BFO", "MCX", "CDS"]
 
@@ -24,13 +30,13 @@ class PriceRules(forms.Form):
 
 class AccountChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: TradingAccount) -> str:
-        if obj.trading_state == TradingAccount.TradingState.ACTIVE:
+        if obj.trading_state == TradingState.ACTIVE:
             return obj.name
         return f"{obj.name} ({obj.get_trading_state_display().lower()}: exits only)"
 
 
 class OrderForm(PriceRules):
-    accounts = AccountChoices(queryset=TradingAccount.objects.none(), widget=forms.CheckboxSelectMultiple)
+    accounts = AccountChoices(queryset=None, widget=forms.CheckboxSelectMultiple)  # the user's, in __init__
     symbol = forms.RegexField(
         regex=r"^[A-Z0-9&\-_.]{1,40}$",
         max_length=40,
@@ -46,7 +52,7 @@ class OrderForm(PriceRules):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["accounts"].queryset = TradingAccount.objects.filter(owner=user, is_active=True)
+        self.fields["accounts"].queryset = account_list_tradable(user=user)
 
 
 class ModifyForm(PriceRules):
@@ -57,7 +63,7 @@ class ModifyForm(PriceRules):
 
 
 class TradingStateForm(forms.Form):
-    state = forms.ChoiceField(choices=TradingAccount.TradingState.choices)
+    state = forms.ChoiceField(choices=TradingState.choices)
     reason = forms.CharField(required=False, max_length=200)
 
 

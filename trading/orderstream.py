@@ -13,16 +13,20 @@ import json
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections
 
 from accounts import crypto
-from accounts.models import TradingAccount
+from accounts.selectors import account_list_active
 from accounts.services import account_socket
 from openalgo_client.protocol import Ack
 from openalgo_client.ws import BrokerSocket, ConnectError
 
 from .services import order_apply_update
+
+if TYPE_CHECKING:
+    from accounts.models import TradingAccount
 
 log = logging.getLogger(__name__)
 SUBSCRIBE = json.dumps({"action": "subscribe_orders"})
@@ -99,7 +103,7 @@ class OrderStreams:
 
     def sync(self) -> None:
         close_old_connections()
-        accounts = {a.pk: a for a in TradingAccount.objects.filter(is_active=True).exclude(ws_url="")}
+        accounts = {a.pk: a for a in account_list_active(with_ws_url=True)}
         for pk in list(self.connections):
             conn = self.connections[pk]
             a = accounts.get(pk)

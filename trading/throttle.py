@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 
-from marketdata import store
+from core.redis import client
 
 RATE = 8.0
 _TAKE = """
@@ -48,4 +48,4 @@ def acquire(account_id: int, *, rate: float = RATE, timeout: float = 30.0) -> bo
 
 @functools.cache
 def _script():
-    return store.client().register_script(_TAKE)
+    return client().register_script(_TAKE)

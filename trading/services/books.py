@@ -14,18 +14,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto
-from accounts.models import AuditEvent, TradingAccount
-from accounts.services import audit_record, funds_fields
+from accounts import services as account_services
+from accounts.choices import AuditAction, TradingState
+from accounts.selectors import account_get_by_id, account_get_owned, account_ids_active
+from accounts.services import account_client, audit_record, funds_fields
 
-from .. import brokerbooks, events
+from .. import brokerbooks
 from ..models import BrokerBook, Order, Position, Reconciliation
-from .orders import OrderRefused, _client, positions_register_interest
+from . import enqueue
+from .common import OrderRefused
+from .fills import positions_register_interest
+
+if TYPE_CHECKING:
+    from accounts.models import TradingAccount
 
 log = logging.getLogger(__name__)
 State = Reconciliation.State
@@ -66,14 +74,14 @@ def _settling(account: TradingAccount) -> set[brokerbooks.Key]:
 def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) -> Reconciliation:
     """Copy an account's positions, trades, holdings and funds, and reconcile its positions."""
     now = now or timezone.now()
-    account = TradingAccount.objects.get(pk=account_id)
+    account = account_get_by_id(pk=account_id)
     try:
-        client = _client(account)
+        client = account_client(account)
     except crypto.KeyUnreadable:
         return _unknown(account, now, "API key unreadable")
     recon = _reconcile_positions(account, client, now)
     if fields := funds_fields(client.funds(), now):  # so the funds tab follows fills too
-        TradingAccount.objects.filter(pk=account.pk).update(**fields)
+        account_services.account_funds_store(account_ids=[account.pk], **fields)
     for kind, endpoint, parse in (
         (BrokerBook.Kind.TRADES, "tradebook", brokerbooks.parse_tradebook),
         (BrokerBook.Kind.HOLDINGS, "holdings", brokerbooks.parse_holdings),
@@ -109,7 +117,7 @@ def account_reconcile_if_stale(*, account: TradingAccount, now: dt.datetime | No
     if recon is not None and recon.state != State.UNKNOWN and recon.checked_at >= fresh:
         return None
     try:
-        client = _client(account)
+        client = account_client(account)
     except crypto.KeyUnreadable:
         return _unknown(account, now, "API key unreadable")
     return _reconcile_positions(account, client, now)
@@ -130,21 +138,11 @@ def _unknown(account: TradingAccount, now: dt.datetime, error: str) -> Reconcili
         account=account, defaults={"state": State.UNKNOWN, "error": error[:300], "checked_at": now}
     )
     # Fail closed: no new entries on an account we cannot see. Exits and cancels stay allowed.
-    halted = TradingAccount.objects.filter(pk=account.pk, trading_state=TradingAccount.TradingState.ACTIVE).update(
-        trading_state=TradingAccount.TradingState.HALTED, halt_reason=HALT_REASON
+    # Audited and pushed only when the state really moves (a cycle that changes nothing is silent).
+    account_services.account_halt(
+        account=account, reason=HALT_REASON, message=f"halted: broker positions unreadable ({error})"
     )
-    if halted:
-        _state_changed(account, "halted", f"halted: broker positions unreadable ({error})")
     return recon
-
-
-def _state_changed(account: TradingAccount, state: str, message: str, user=None) -> None:
-    """Audited, and the owner's pages told — only when the trading state really moved (a
-    reconcile cycle that changes nothing stays silent)."""
-    audit_record(
-        action=AuditEvent.Action.TRADING_STATE, user=user, account=account, message=message, details={"state": state}
-    )
-    events.account_changed(account.pk)
 
 
 def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
@@ -164,16 +162,15 @@ def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
     )
     if diffs and (previous is None or previous.differences != rows):
         audit_record(
-            action=AuditEvent.Action.RECONCILIATION,
+            action=AuditAction.RECONCILIATION,
             account=account,
             message=f"{len(diffs)} position(s) differ from the broker",
             details={"differences": rows},
         )
-    resumed = TradingAccount.objects.filter(
-        pk=account.pk, trading_state=TradingAccount.TradingState.HALTED, halt_reason=HALT_REASON
-    ).update(trading_state=TradingAccount.TradingState.ACTIVE, halt_reason="")
-    if resumed:
-        _state_changed(account, "active", "active again: broker positions readable")
+    # Only our own halt is lifted: one the trader set stays.
+    account_services.account_resume_if_halted_by(
+        account=account, reason=HALT_REASON, message="active again: broker positions readable"
+    )
     return recon
 
 
@@ -182,12 +179,12 @@ def position_repair(
 ) -> Position:
     """Adopt the broker's quantity for one instrument, guarded: the broker is read again, and the
     repair is refused if either side changed since the trader looked, or an order is in flight."""
-    account = TradingAccount.objects.get(pk=account_id, owner=user)
+    account = account_get_owned(user=user, pk=account_id)
     key = (exchange, symbol, product)
     if key in _settling(account):
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
     try:
-        book = _read(_client(account), "positionbook", brokerbooks.parse_positionbook)
+        book = _read(account_client(account), "positionbook", brokerbooks.parse_positionbook)
     except brokerbooks.BookUnreadable as e:
         raise OrderRefused(f"broker positions unreadable ({e}): nothing was changed") from e
     theirs = book.get(key)
@@ -205,7 +202,7 @@ def position_repair(
         pos.average_price = theirs.average_price if theirs and broker_qty else Decimal(0)
         pos.save()
         audit_record(
-            action=AuditEvent.Action.POSITION_REPAIRED,
+            action=AuditAction.POSITION_REPAIRED,
             user=user,
             account=account,
             message=f"{exchange}:{symbol} {product} set to the broker's {broker_qty}",
@@ -218,16 +215,14 @@ def position_repair(
 
 def account_trading_state_set(*, user, account_id: int, state: str, reason: str = "") -> TradingAccount:
     """The trader's own switch: ACTIVE, REDUCING (exits only) or HALTED (no new orders)."""
-    if state not in TradingAccount.TradingState.values:
+    if state not in TradingState.values:
         raise OrderRefused(f"unknown trading state {state!r}")
-    account = TradingAccount.objects.get(pk=account_id, owner=user)
-    reason = reason.strip()[:200]
-    if state != TradingAccount.TradingState.ACTIVE and not reason:
-        reason = "set by the trader"
-    TradingAccount.objects.filter(pk=account.pk).update(
-        trading_state=state, halt_reason="" if state == TradingAccount.TradingState.ACTIVE else reason
-    )
-    account.refresh_from_db()
-    message = account.get_trading_state_display() + (f": {reason}" if reason else "")
-    _state_changed(account, state, message, user=user)
-    return account
+    return account_services.account_trading_state_set(user=user, account_id=account_id, state=state, reason=reason)
+
+
+def books_refresh_fan_out() -> int:
+    """One books task per active account, so a slow broker never holds up the others."""
+    ids = account_ids_active()
+    for account_id in ids:
+        enqueue.books_refresh(account_id)
+    return len(ids)

@@ -129,7 +129,7 @@ def test_a_worker_that_died_mid_send_is_swept(alice, accounts):
     acc, sim = accounts[0]
     batch = services.orders_create(user=alice, accounts=[acc], legs=[Leg("SBIN", "NSE", "BUY", 1)])
     order = batch.orders.get()
-    assert services.orders._claim(order)  # claimed, then the worker "died" before sending
+    assert services.send._claim(order)  # claimed, then the worker "died" before sending
     assert services.orders_sweep(now=timezone.now() + dt.timedelta(seconds=60)) >= 1
     order.refresh_from_db()
     assert order.status == Status.PENDING  # provably absent from the orderbook: safe to send

@@ -7,6 +7,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from trading.orderstream import OrderStreams
+
 
 class Command(BaseCommand):
     help = "Listen to every active account's order updates (duplicates are harmless: applied once)."
@@ -15,8 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--refresh", type=float, default=10.0, help="seconds between account list reloads")
 
     def handle(self, *args, **opts):
-        from trading.orderstream import OrderStreams
-
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

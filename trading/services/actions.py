@@ -1,0 +1,146 @@
+"""The trader's actions on what is already placed: modify, cancel, cancel everything, and close
+a position or a whole account (reduce-only exits, trimmed at send time to what the broker holds)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+
+from accounts.choices import AuditAction, TradingState
+from accounts.selectors import account_get_by_id
+from accounts.services import account_client, audit_record
+from openalgo_client.rest import Outcome
+
+from .. import brokerbooks, throttle
+from ..models import Order, OrderBatch, Position
+from . import enqueue
+from .common import LIVE, Leg, OrderRefused
+from .create import orders_create
+from .fills import order_refresh
+
+
+def _live_order(order_id: int) -> Order:
+    order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status not in LIVE or not order.broker_orderid:
+        raise OrderRefused(f"order {order.pk} is {order.get_status_display().lower()}: nothing to change")
+    return order
+
+
+def order_cancel(*, order_id: int) -> Order:
+    """Cancel one open order. Cancelling twice is harmless at the broker, so an unknown outcome
+    is settled by reading the order's status, never by guessing."""
+    order = _live_order(order_id)
+    throttle.acquire(order.account_id)
+    res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    if not res.ok:
+        Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
+    # Filled before the cancel arrived, cancelled, or still open: the broker's status says which.
+    return order_refresh(order_id=order.pk)
+
+
+def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal, trigger_price: Decimal) -> Order:
+    order = _live_order(order_id)
+    account = order.account
+    if account.trading_state != TradingState.ACTIVE and not order.reduce_only:
+        raise OrderRefused(f"{account.name} is {account.get_trading_state_display().lower()}: modifying is refused")
+    if quantity < max(order.filled_quantity, 1):
+        raise OrderRefused(f"quantity cannot go below the {order.filled_quantity} already filled")
+    if order.reduce_only and quantity > order.quantity:
+        raise OrderRefused("an exit's quantity can only be reduced")
+    if pricetype in ("LIMIT", "SL") and price <= 0:
+        raise OrderRefused("a limit price is required for this order type")
+    if pricetype in ("SL", "SL-M") and trigger_price <= 0:
+        raise OrderRefused("a trigger price is required for stop orders")
+    throttle.acquire(account.pk)
+    res = account_client(account).modifyorder(
+        orderid=order.broker_orderid,
+        strategy=order.tag,
+        symbol=order.symbol,
+        exchange=order.exchange,
+        action=order.action,
+        product=order.product,
+        pricetype=pricetype,
+        quantity=quantity,
+        price=price,
+        trigger_price=trigger_price,
+    )
+    if res.outcome is Outcome.ACCEPTED:
+        Order.objects.filter(pk=order.pk).update(
+            pricetype=pricetype, quantity=quantity, price=price, trigger_price=trigger_price, last_error=""
+        )
+    elif res.outcome is Outcome.REJECTED:
+        Order.objects.filter(pk=order.pk).update(last_error=f"modify refused: {res.message}"[:300])
+    else:
+        # Modifying is idempotent (same values twice = same order), but we still do not guess:
+        # the order keeps its old terms here until its status is read.
+        Order.objects.filter(pk=order.pk).update(last_error=f"modify outcome unknown: {res.message}"[:300])
+    return order_refresh(order_id=order.pk)
+
+
+def orders_cancel_all(*, account_id: int) -> dict:
+    """Cancel every open order in one account (ours and any placed outside AlgoMirror)."""
+    account = account_get_by_id(pk=account_id)
+    res = account_client(account).cancelallorder(strategy="algomirror")
+    body = res.body if isinstance(res.body, dict) else {}
+    for pk in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", flat=True):
+        order_refresh(order_id=pk)
+    return {
+        "ok": res.ok,
+        "message": res.message or body.get("message", ""),
+        "cancelled": len(body.get("canceled_orders") or []),
+    }
+
+
+def _exit_leg(exchange: str, symbol: str, product: str, quantity: int) -> Leg:
+    return Leg(symbol, exchange, "SELL" if quantity > 0 else "BUY", abs(quantity), "MARKET", product, reduce_only=True)
+
+
+def position_close(*, user, position_id: int) -> OrderBatch:
+    """A reduce-only market exit for one of our positions (trimmed at send time to what the
+    broker still holds)."""
+    pos = Position.objects.select_related("account").get(pk=position_id)
+    if pos.quantity == 0:
+        raise OrderRefused(f"{pos.symbol} is already flat")
+    leg = _exit_leg(pos.exchange, pos.symbol, pos.product, pos.quantity)
+    return orders_create(user=user, accounts=[pos.account], legs=[leg], kind=OrderBatch.Kind.EXIT, note="close")
+
+
+def account_close_all(*, user, account_id: int) -> OrderBatch | None:
+    """Flatten one account: cancel its open orders, then exit every position the broker shows
+    (short legs bought back first). Refused when the broker's positions cannot be read."""
+    account = account_get_by_id(pk=account_id)
+    orders_cancel_all(account_id=account.pk)
+    try:
+        book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
+    except brokerbooks.BookUnreadable as e:
+        raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
+    legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
+    if not legs:
+        return None
+    return orders_create(user=user, accounts=[account], legs=legs, kind=OrderBatch.Kind.EXIT, note="close account")
+
+
+def account_close_request(*, user, account_id: int, request=None) -> None:
+    """Audit the trader's "close everything", then run it on a worker (a slow broker never holds
+    the page): `account_close_all` cancels open orders and exits every position."""
+    account = account_get_by_id(pk=account_id)
+    audit_record(
+        action=AuditAction.ACCOUNT_CLOSED,
+        user=user,
+        account=account,
+        request=request,
+        message="close everything requested",
+    )
+    enqueue.close_all_on_commit(account.pk, user.pk if user else None)
+
+
+def account_close_run(*, account_id: int, user_id: int | None = None) -> OrderBatch | None:
+    """The worker's side of `account_close_request`: a refusal (broker positions unreadable) is
+    audited, since nobody is waiting on a page to see it."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    try:
+        return account_close_all(user=user, account_id=account_id)
+    except OrderRefused as e:
+        audit_record(user=user, action=AuditAction.CLOSE_REFUSED, message=str(e))
+        return None
