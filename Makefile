@@ -60,13 +60,16 @@ browser:
 	    || echo "warning: could not install chromium; browser tests will fail" >&2; \
 	fi
 
+# ruff (lint and format), the import contracts of .importlinter (docs/architecture.md), migrations.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) manage.py makemigrations --check --dry-run
 
 # brokersim's suite once (Django-free); the Django suite on PostgreSQL, then on SQLite
 # (the whole-stack tests run once: `make run` always uses the embedded SQLite).
 test: $(STAMP) services browser lint
-	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest brokersim
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror
 	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror -m "not stack"

@@ -22,8 +22,8 @@ import time
 import pytest
 
 from accounts import services as account_services
-from core.testing import start_celery_worker
 from brokersim.testing import Broker, start_brokersim, stop
+from core.testing import start_celery_worker
 from trading import services
 from trading.models import Order
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from accounts import events as account_events
-from accounts.selectors import account_get_by_id
 from core.realtime import broadcast
 
 from .selectors import order_row
@@ -21,11 +20,6 @@ def order_changed(order) -> None:
     if order.batch_id is None:
         return
     broadcast(batch_group(order.batch_id), ORDER_UPDATED, order_row(order))
-
-
-def account_changed(account_id: int) -> None:
-    """Trading state or reconciliation changed: refresh the owner's dashboard card."""
-    account_events.account_updated(account_get_by_id(pk=account_id))
 
 
 def position_changed(position) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from accounts.models import TradingAccount
+from accounts.services import account_funds_store
 from accounts.tests.factories import TradingAccountFactory
 
 from .models import BrokerBook, Order, Position, Reconciliation
@@ -29,7 +29,7 @@ def books_seed(*, user, accounts: int, orders: int, host: str = "http://127.0.0.
         "m2m_unrealized": "-40.25",
         "utilised": "125000.00",
     }
-    TradingAccount.objects.filter(pk__in=[a.pk for a in made]).update(funds=funds, funds_at=now)
+    account_funds_store(account_ids=[a.pk for a in made], funds=funds, funds_at=now)
     batch = OrderBatchFactory(user=user)
     cycle = itertools.cycle(itertools.product(made, SYMBOLS))
     Order.objects.bulk_create(

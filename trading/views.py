@@ -16,7 +16,6 @@ from accounts.selectors import account_list_visible_to
 from . import exports, presenters, selectors, services
 from .forms import ModifyForm, OrderForm, RepairForm, TradingStateForm
 from .models import Order, Position
-from .services import requests as task_requests
 
 
 @login_required
@@ -209,7 +208,7 @@ def position_close(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
     account = _account(request, pk)
-    task_requests.orders_cancel_all_request(account_id=account.pk)
+    services.orders_cancel_all_request(account_id=account.pk)
     messages.info(request, f"Cancelling every open order on {account.name}.")
     return _back(request)
 
@@ -269,6 +268,6 @@ def position_repair(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def books_refresh(request: HttpRequest) -> HttpResponse:
     accounts = account_list_visible_to(user=request.user).filter(is_active=True)
-    task_requests.books_refresh_request(account_ids=list(accounts.values_list("pk", flat=True)))
+    services.books_refresh_request(account_ids=list(accounts.values_list("pk", flat=True)))
     messages.info(request, "Reading every account's books from its broker.")
     return _back(request)

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from accounts import services as account_services
-from core.testing import database_url, wait_for
 from brokersim.testing import ROOT
+from core.testing import database_url, wait_for
 from marketdata import store
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts import services as account_services
+from accounts.tests.factories import account_on
 from brokersim.testing import Broker, start_brokersim, stop
 from trading import services
 from trading.models import Order
@@ -24,11 +24,7 @@ Status = Order.Status
 def accounts(alice, paper_clean):
     out = []
     for sim in paper_clean[:3]:
-        out.append(
-            account_services.account_create(
-                owner=alice, name=sim.info["name"], host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-            )
-        )
+        out.append(account_on(sim, owner=alice))
     return list(zip(out, paper_clean[:3], strict=True))
 
 
@@ -185,9 +181,7 @@ def test_twelve_orders_a_second_stay_under_8_per_second(alice, tmp_path):
     proc, info = start_brokersim(tmp_path, "--order-rate-limit", "8", accounts=1, seed=4)
     try:
         sim = Broker(info[0])
-        acc = account_services.account_create(
-            owner=alice, name="throttled", host_url=sim.host, ws_url=sim.ws_url, api_key=sim.api_key
-        )
+        acc = account_on(sim, owner=alice, name="throttled")
         batch = services.orders_create(user=alice, accounts=[acc], legs=[Leg("SBIN", "NSE", "BUY", 1)] * 12)
         start = time.monotonic()
         services.orders_send_account(account_id=acc.pk, batch_id=batch.pk)
