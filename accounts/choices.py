@@ -38,3 +38,15 @@ class AuditAction(models.TextChoices):
     POSITION_REPAIRED = "position_repaired", "Position repaired from the broker"
     ACCOUNT_CLOSED = "account_closed", "Account closed out"
     CLOSE_REFUSED = "close_refused", "Close-out refused"
+    EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
+
+
+class AlertLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertKind(models.TextChoices):
+    EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
+    BROKER_UNREADABLE = "broker_unreadable", "Broker books unreadable"

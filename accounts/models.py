@@ -7,7 +7,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
-from .choices import AccountStatus, AuditAction, TradingState
+from .choices import AccountStatus, AlertKind, AlertLevel, AuditAction, TradingState
 
 ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
 
@@ -91,6 +91,30 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.account_name}".strip()
+
+
+class Alert(models.Model):
+    """An event a person should hear about (an exit that needs attention, a broker that cannot
+    be read). Written here, in the same transaction as its cause; delivery channels (Telegram,
+    email) read the undelivered ones, so a channel that is down never holds up trading."""
+
+    Kind = AlertKind
+    Level = AlertLevel
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    account = models.ForeignKey(TradingAccount, null=True, blank=True, on_delete=models.SET_NULL)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.WARNING)
+    message = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_level_display()}: {self.message}"
 
 
 class FirstAdminClaim(models.Model):

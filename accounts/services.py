@@ -17,7 +17,7 @@ from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason
 from openalgo_client.ws import BrokerSocket
 
 from . import crypto, events
-from .models import AuditEvent, TradingAccount
+from .models import Alert, AuditEvent, TradingAccount
 
 log = logging.getLogger(__name__)
 Status = TradingAccount.Status
@@ -46,6 +46,24 @@ def audit_record(
         details=details or {},
         ip_address=ip,
         user_agent=ua or "",
+    )
+
+
+# ---------------------------------------------------------------- alerts
+def alert_raise(
+    *,
+    kind: str,
+    message: str,
+    account: TradingAccount | None = None,
+    user=None,
+    level: str = Alert.Level.WARNING,
+    details: dict | None = None,
+) -> Alert:
+    """Record an alert in the caller's transaction (delivery is a separate concern: the alert
+    channels read undelivered rows, so a slow or dead channel never delays trading)."""
+    owner = user if user is not None else (account.owner if account is not None else None)
+    return Alert.objects.create(
+        kind=kind, level=level, message=message[:300], account=account, user=owner, details=details or {}
     )
 
 

@@ -28,7 +28,17 @@ class OrderBatch(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MANUAL)
     note = models.CharField(max_length=200, blank=True)
+    # The submitting form's one-time token (or another caller's idempotency key): a second
+    # submission with the same token joins this batch instead of making a second one.
+    client_token = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_token"], condition=~Q(client_token=""), name="one_batch_per_client_token"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.kind})"
@@ -45,6 +55,9 @@ class Order(models.Model):
         COMPLETE = "complete", "Filled"
         CANCELLED = "cancelled", "Cancelled"
         REJECTED = "rejected", "Rejected"
+        # An exit that could not be placed after its retries: a human must look (the account is
+        # moved to REDUCING and an alert is written).
+        ATTENTION = "attention", "Needs attention"
 
     class Action(models.TextChoices):
         BUY = "BUY", "Buy"
@@ -83,7 +96,15 @@ class Order(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     note = models.CharField(max_length=200, blank=True, help_text="What AlgoMirror changed, e.g. a trimmed exit.")
+    # claimed_at: a worker took it (pending → sending); sent_at: stamped by that worker just
+    # before the request leaves, so a sweeper can tell "claimed, not yet sent" from "sent".
+    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Fair polling: least recently polled first, every poll stamped.
+    polled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Reads of the broker's orderbook in a row that did not show this order (proof of absence
+    # needs several, spread over OpenAlgo's own broker timeout).
+    absent_reads = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -171,6 +192,9 @@ class Reconciliation(models.Model):
     error = models.CharField(max_length=300, blank=True)
     checked_at = models.DateTimeField()
     matched_at = models.DateTimeField(null=True, blank=True)
+    # The platform start (trading.generation) this read belongs to: entries after a restart
+    # wait for a read of their own generation (I8).
+    generation = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.state}"
