@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from . import calendar as cal
 from . import instruments as ins
-from .faults import FaultKind
+from .faults import MAX_DELAY_S, FaultKind
 from .market import Market
 
 OPEN, TRIGGER_PENDING, COMPLETE, CANCELLED, REJECTED = "open", "trigger pending", "complete", "cancelled", "rejected"
@@ -137,8 +139,18 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[tuple[str, str, str], Position] = field(default_factory=dict)
     listeners: list = field(default_factory=list)
+    # Wall-clock seconds for the position history (positionbook_lag is "as of N seconds ago",
+    # in real time: the market clock may be paused or replayed).
+    clock: Callable[[], float] = time.monotonic
+    # (clock, positions after a fill), oldest first: MAX_DELAY_S of it plus one older base.
+    _history: list[tuple[float, dict[tuple[str, str, str], Position]]] = field(default_factory=list)
     _seq: int = 0
     _trade_seq: int = 0
+
+    def clear_books(self) -> None:
+        """Drop orders, trades, positions and their history (holdings and capital stay)."""
+        self.orders, self.trades, self.positions = {}, [], {}
+        self._history.clear()
 
     # -------------------------------------------------------------- identifiers
     def _next_orderid(self) -> str:
@@ -204,6 +216,23 @@ class Account:
         if q == 0 or (q > 0) == (signed > 0):
             return qty
         return max(qty - abs(q), 0)
+
+    def _record_positions(self) -> None:
+        now = self.clock()
+        self._history.append((now, {k: replace(p) for k, p in self.positions.items()}))
+        cutoff = now - MAX_DELAY_S
+        while len(self._history) > 1 and self._history[1][0] <= cutoff:
+            self._history.pop(0)
+
+    def positions_as_of(self, t: float) -> dict[tuple[str, str, str], Position]:
+        """The positions as they stood at clock time `t` (at most MAX_DELAY_S ago): fills
+        after `t` are not in them. Before any fill the book was empty."""
+        seen: dict[tuple[str, str, str], Position] = {}
+        for ts, snapshot in self._history:
+            if ts > t:
+                break
+            seen = snapshot
+        return seen
 
     def _holding_qty(self, symbol: str, exchange: str) -> int:
         return sum(h.quantity for h in self.holdings if h.symbol == symbol and h.exchange == exchange)
@@ -359,6 +388,7 @@ class Account:
         )
         if order.product == "CNC" and order.action == "SELL":
             self._consume_holdings(order.symbol, order.exchange, qty)
+        self._record_positions()
         self._emit(order)
 
     def _consume_holdings(self, symbol: str, exchange: str, qty: int) -> None:
