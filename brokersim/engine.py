@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -142,8 +143,10 @@ class Account:
     # Wall-clock seconds for the position history (positionbook_lag is "as of N seconds ago",
     # in real time: the market clock may be paused or replayed).
     clock: Callable[[], float] = time.monotonic
-    # (clock, positions after a fill), oldest first: MAX_DELAY_S of it plus one older base.
-    _history: list[tuple[float, dict[tuple[str, str, str], Position]]] = field(default_factory=list)
+    # One entry per fill, oldest first, for the last MAX_DELAY_S: (clock, position key, the
+    # position as it was before that fill, None if it did not exist). Undoing the fills after
+    # a moment, newest first, gives the book as of that moment.
+    _history: deque[tuple[float, tuple[str, str, str], Position | None]] = field(default_factory=deque)
     _seq: int = 0
     _trade_seq: int = 0
 
@@ -217,22 +220,24 @@ class Account:
             return qty
         return max(qty - abs(q), 0)
 
-    def _record_positions(self) -> None:
+    def _record_fill(self, key: tuple[str, str, str], before: Position | None) -> None:
         now = self.clock()
-        self._history.append((now, {k: replace(p) for k, p in self.positions.items()}))
-        cutoff = now - MAX_DELAY_S
-        while len(self._history) > 1 and self._history[1][0] <= cutoff:
-            self._history.pop(0)
+        self._history.append((now, key, before))
+        while self._history and self._history[0][0] < now - MAX_DELAY_S:
+            self._history.popleft()
 
     def positions_as_of(self, t: float) -> dict[tuple[str, str, str], Position]:
-        """The positions as they stood at clock time `t` (at most MAX_DELAY_S ago): fills
-        after `t` are not in them. Before any fill the book was empty."""
-        seen: dict[tuple[str, str, str], Position] = {}
-        for ts, snapshot in self._history:
-            if ts > t:
+        """The positions as they stood at clock time `t` (at most MAX_DELAY_S ago): the fills
+        after `t` are undone. The live positions are not touched."""
+        out = dict(self.positions)
+        for ts, key, before in reversed(self._history):
+            if ts <= t:
                 break
-            seen = snapshot
-        return seen
+            if before is None:
+                out.pop(key, None)
+            else:
+                out[key] = before
+        return out
 
     def _holding_qty(self, symbol: str, exchange: str) -> int:
         return sum(h.quantity for h in self.holdings if h.symbol == symbol and h.exchange == exchange)
@@ -347,6 +352,8 @@ class Account:
             if qty == 0:
                 return
         now = self.market.now
+        prior = self.positions.get((order.symbol, order.exchange, order.product))
+        self._record_fill((order.symbol, order.exchange, order.product), replace(prior) if prior else None)
         pos = self._position(order.symbol, order.exchange, order.product)
         signed = qty if order.action == "BUY" else -qty
         # Margin: release what the order blocked for this part, then re-block at the fill price.
@@ -388,7 +395,6 @@ class Account:
         )
         if order.product == "CNC" and order.action == "SELL":
             self._consume_holdings(order.symbol, order.exchange, qty)
-        self._record_positions()
         self._emit(order)
 
     def _consume_holdings(self, symbol: str, exchange: str, qty: int) -> None:
