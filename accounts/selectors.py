@@ -79,6 +79,7 @@ def account_card(account: TradingAccount) -> dict:
         "status": account.status,
         "status_label": account.get_status_display(),
         "trading_state": account.trading_state,
+        "trading_state_label": account.get_trading_state_display(),
         "latency_ms": account.latency_ms,
         "is_primary": account.is_primary,
         "holds_data_role": account.holds_data_role,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import TYPE_CHECKING
 
 from django import forms
@@ -28,6 +30,28 @@ class PriceRules(forms.Form):
         return d
 
 
+def one_time_token() -> str:
+    """A fresh token for each render of a form that places orders: the same submission posted
+    twice carries the same token, and the services make one batch of it."""
+    return uuid.uuid4().hex
+
+
+class TokenField(forms.RegexField):
+    """The hidden one-time token. Optional: a submission without one (an old page) is served as
+    before, without the duplicate guard."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            regex=r"^[0-9a-f]{32}$", required=False, widget=forms.HiddenInput, initial=one_time_token, **kwargs
+        )
+
+
+class ClientTokenForm(forms.Form):
+    """The token alone: the close-a-position and close-everything buttons."""
+
+    client_token = TokenField()
+
+
 class AccountChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: TradingAccount) -> str:
         if obj.trading_state == TradingState.ACTIVE:
@@ -49,10 +73,25 @@ class OrderForm(PriceRules):
     product = forms.ChoiceField(choices=Order.Product.choices, initial="MIS")
     price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+    client_token = TokenField()
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["accounts"].queryset = account_list_tradable(user=user)
+
+    def batch_token(self) -> str:
+        """The batch's client token: the page's one-time token plus a digest of what was asked.
+        The same page posted twice is one batch; the same page sent back with other terms (Back,
+        change the quantity, submit) is the new order it looks like, not a repeat of the first."""
+        d = self.cleaned_data
+        if not d.get("client_token"):
+            return ""
+        terms = [sorted(a.pk for a in d["accounts"])] + [
+            str(d.get(k) or "") for k in ("symbol", "exchange", "action", "quantity", "pricetype", "product")
+        ]
+        terms += [str(d.get(k) or 0) for k in ("price", "trigger_price")]
+        digest = hashlib.sha256(repr(terms).encode()).hexdigest()[:16]
+        return f"{d['client_token']}:{digest}"
 
 
 class ModifyForm(PriceRules):

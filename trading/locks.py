@@ -27,3 +27,21 @@ def exit_lock(order) -> Iterator[bool]:
             # Expired while a send hung: the next sender re-checks the position anyway.
             with contextlib.suppress(LockError):
                 lock.release()
+
+
+@contextlib.contextmanager
+def close_all_lock(account_id: int) -> Iterator[bool]:
+    """One "close everything" at a time per account, from its first cancel to its batch being
+    committed: a second one waits, then finds the first one's batch running and joins it (instead
+    of cancelling the exits the first has just placed). Yields whether it is held: not after
+    60 s of waiting means another close-out is still being placed."""
+    lock = client().lock(
+        f"lock:close-all:{account_id}", timeout=settings.OPENALGO_TIMEOUT * 6 + 60, blocking_timeout=60
+    )
+    held = lock.acquire()
+    try:
+        yield held
+    finally:
+        if held:
+            with contextlib.suppress(LockError):
+                lock.release()

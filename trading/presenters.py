@@ -9,11 +9,14 @@ with the same rules as `pnl.py`.
 
 from __future__ import annotations
 
+import uuid
+
 from django.urls import reverse
 from django.utils import timezone
 
 from core.money import inr
 
+from .models import Order
 from .selectors import LIVE_STATUSES
 
 _PK = "987654321"
@@ -62,6 +65,9 @@ def position_rows(rows: list[dict], close_url: tuple[str, str] = ("", "")) -> li
                 "ltp_text": inr(ltp) if ltp is not None else "no fresh price" if p.quantity else "—",
                 "ltp_cls": "neg" if ltp is None and p.quantity else "",
                 "close_url": _join(close_url, p.pk) if p.quantity else "",
+                # Each Close button posts its own one-time token (a button's name/value is sent
+                # with the shared row form), so two clicks on one row are one exit.
+                "close_token": uuid.uuid4().hex if p.quantity else "",
                 "realized": inr(p.realized),
                 "unrealized": inr(res.unrealized) if res else "—",
                 "unrealized_cls": sign_cls(res.unrealized) if res else "",
@@ -140,9 +146,31 @@ def order_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -> list[d
                 "avg": inr(o.average_price) if o.average_price else "—",
                 "note": " · ".join(x for x in (o.note, o.last_error) if x),
                 "live": o.status in LIVE_STATUSES,
+                "row_cls": row_cls(o.status),
                 "batch_url": url("batch_detail", o.batch_id) if o.batch_id else "",
                 "modify_url": url("order_modify", o.pk),
                 "cancel_url": url("order_cancel", o.pk),
             }
         )
     return out
+
+
+def row_cls(status: str) -> str:
+    """An order's row is red when it needs a person: an exit that could not be placed."""
+    return "row-attention" if status == Order.Status.ATTENTION else ""
+
+
+def attention_accounts(rows: list[dict]) -> list[dict]:
+    """selectors.exits_needing_attention as the dashboard and accounts list show it: each account
+    with a link to its orders needing attention in the books."""
+    books = reverse("books")
+    return [
+        {
+            "account_id": r["account_id"],
+            "name": r["account__name"],
+            "count": r["count"],
+            "count_text": f"{r['count']} exit{'s' if r['count'] != 1 else ''}",
+            "url": f"{books}?tab=orders&status={Order.Status.ATTENTION}&account={r['account_id']}",
+        }
+        for r in rows
+    ]

@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from accounts.selectors import account_list_visible_to
 from marketdata import store
@@ -248,3 +248,14 @@ def reconciliation_flags(*, user, account_id: int | None = None):
     if account_id:
         qs = qs.filter(account_id=account_id)
     return [r for r in qs.order_by("account__name") if r.state != Reconciliation.State.MATCHED]
+
+
+def exits_needing_attention(*, user) -> list[dict]:
+    """Per account of `user`'s with exits that could not be placed (status "needs attention"):
+    account id, name and how many, by name. One grouped query, whatever the number of accounts."""
+    return list(
+        Order.objects.filter(account__in=account_list_visible_to(user=user), status=Order.Status.ATTENTION)
+        .values("account_id", "account__name")
+        .annotate(count=Count("pk"))
+        .order_by("account__name", "account_id")
+    )

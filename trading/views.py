@@ -9,15 +9,25 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import account_list_visible_to
 
 from . import exports, presenters, selectors, services
-from .forms import ModifyForm, OrderForm, RepairForm, TradingStateForm
+from .forms import ClientTokenForm, ModifyForm, OrderForm, RepairForm, TradingStateForm, one_time_token
 from .models import Order, Position
 
 
+def _client_token(request: HttpRequest) -> str:
+    """The posted one-time token ("" when missing or malformed: no duplicate guard then)."""
+    form = ClientTokenForm(request.POST)
+    return form.cleaned_data["client_token"] if form.is_valid() else ""
+
+
+# Never cached: Back shows a fresh render (a new token) where the browser allows it; where it
+# restores the old page anyway, the token's digest of the terms still tells a repeat from an edit.
+@never_cache
 @login_required
 def order_new(request: HttpRequest) -> HttpResponse:
     form = OrderForm(request.POST or None, user=request.user)
@@ -34,11 +44,16 @@ def order_new(request: HttpRequest) -> HttpResponse:
             d.get("trigger_price") or Decimal(0),
         )
         try:
-            batch = services.orders_create(user=request.user, accounts=list(d["accounts"]), legs=[leg])
+            batch = services.orders_create(
+                user=request.user, accounts=list(d["accounts"]), legs=[leg], client_token=form.batch_token()
+            )
         except services.OrderRefused as e:
             form.add_error(None, str(e))
         else:
-            messages.success(request, f"Order queued on {len(d['accounts'])} account(s).")
+            if batch.repeat:
+                messages.info(request, "This order was already placed (the form was sent twice): nothing new was sent.")
+            else:
+                messages.success(request, f"Order queued on {len(d['accounts'])} account(s).")
             return redirect("batch_detail", pk=batch.pk)
     return render(request, "trading/order_new.html", {"form": form})
 
@@ -125,6 +140,7 @@ def books(request: HttpRequest) -> HttpResponse:
     f = {"account_id": account_id, "symbol": g.get("symbol", "").strip()[:40], "sort": g.get("sort", "")}
     ctx: dict = {"tab": tab, "tabs": TABS, "accounts": accounts, "f": f, "status": g.get("status", "")}
     ctx["account"] = next((a for a in accounts if a.pk == account_id), None)
+    ctx["close_token"] = one_time_token()
     ctx |= TAB_CONTEXT[tab](request.user, g, f)
     if g.get("export") == tab:
         return exports.books_csv(tab, ctx["rows"])
@@ -195,12 +211,19 @@ def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def position_close(request: HttpRequest, pk: int) -> HttpResponse:
     pos = get_object_or_404(Position.objects.filter(account__in=account_list_visible_to(user=request.user)), pk=pk)
+    token = _client_token(request)
     try:
-        batch = services.position_close(user=request.user, position_id=pos.pk)
+        # The token is scoped to the position: one page's tokens are never shared between rows.
+        batch = services.position_close(
+            user=request.user, position_id=pos.pk, client_token=f"{token}:close:p{pos.pk}" if token else ""
+        )
     except services.OrderRefused as e:
         messages.error(request, str(e))
         return _back(request)
-    messages.success(request, f"Exit for {pos.symbol} queued (reduce-only).")
+    if batch.repeat:
+        messages.info(request, f"This exit for {pos.symbol} was already placed: nothing new was sent.")
+    else:
+        messages.success(request, f"Exit for {pos.symbol} queued (reduce-only).")
     return redirect("batch_detail", pk=batch.pk)
 
 
@@ -218,8 +241,12 @@ def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
 def account_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close everything in one account (fan-out through Celery, so a slow broker never blocks the page)."""
     account = _account(request, pk)
-    services.account_close_request(user=request.user, account_id=account.pk, request=request)
-    messages.info(request, f"Closing everything on {account.name}: open orders cancelled, positions exited.")
+    if services.account_close_request(
+        user=request.user, account_id=account.pk, request=request, client_token=_client_token(request)
+    ):
+        messages.info(request, f"Closing everything on {account.name}: open orders cancelled, positions exited.")
+    else:
+        messages.info(request, f"Closing everything on {account.name} was already requested: not started twice.")
     return _back(request)
 
 

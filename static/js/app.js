@@ -27,6 +27,13 @@
     });
   });
 
+  // A page holding one-time tokens (forms that place orders) and restored from the back-forward
+  // cache would post its old tokens again, which the server takes for a repeat of what they
+  // placed before: fetch the page afresh instead (a GET, new tokens).
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted && document.querySelector('[name="client_token"]')) location.replace(location.href);
+  });
+
   // Forms that move money ask first (CSP forbids inline handlers, so this is the one place).
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
     f.addEventListener("submit", function (ev) {

@@ -10,6 +10,7 @@
     var set = function (f, v) { var el = tr.querySelector('[data-f="' + f + '"]'); if (el) el.textContent = v; };
     var badge = tr.querySelector('[data-f="status"]');
     if (badge) { badge.className = "badge status-" + d.status; badge.textContent = d.status_label; }
+    tr.classList.toggle("row-attention", d.status === "attention");  // an exit that could not be placed
     set("broker_orderid", d.broker_orderid || "—");
     set("filled_quantity", String(d.filled_quantity));
     set("average_price", d.average_price || "—");

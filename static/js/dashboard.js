@@ -30,7 +30,7 @@
 
   // Updates missed while the socket was down: the server renders the cards again.
   function resync() {
-    AM.refresh(location.href, ["[data-cards]"]).then(function () {
+    AM.refresh(location.href, ["[data-cards]", "[data-attention-slot]"]).then(function () {
       AM.formatTimes(grid);
       recomputeTotals();
     }).catch(function () { /* the next update or reconnect tries again */ });
@@ -39,6 +39,9 @@
   function apply(d) {
     var card = grid.querySelector('[data-account="' + d.id + '"]');
     if (!card) { window.location.reload(); return; }  // a new account: render it server-side
+    // A new trading state (an exit needing attention moves the account to reducing only): the
+    // server renders the cards and the attention banner again, with what trading knows.
+    if (card.dataset.tradingState !== d.trading_state) { resync(); return; }
     card.dataset.cash = d.cash || "";
     card.dataset.used = d.used_margin || "";
     card.dataset.m2m = d.m2m || "";

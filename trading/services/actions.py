@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id
@@ -13,10 +14,11 @@ from accounts.services import account_client, audit_record
 from openalgo_client.rest import Outcome
 
 from .. import brokerbooks, throttle
+from ..locks import close_all_lock
 from ..models import Order, OrderBatch, Position
 from . import enqueue
-from .common import LIVE, Leg, OrderRefused
-from .create import orders_create
+from .common import LIVE, Leg, OrderRefused, Status
+from .create import batch_for_token, orders_create
 from .fills import order_refresh
 
 
@@ -96,35 +98,92 @@ def _exit_leg(exchange: str, symbol: str, product: str, quantity: int) -> Leg:
     return Leg(symbol, exchange, "SELL" if quantity > 0 else "BUY", abs(quantity), "MARKET", product, reduce_only=True)
 
 
-def position_close(*, user, position_id: int) -> OrderBatch:
+def position_close(*, user, position_id: int, client_token: str = "") -> OrderBatch:
     """A reduce-only market exit for one of our positions (trimmed at send time to what the
-    broker still holds)."""
+    broker still holds). `client_token` as in `orders_create`: the same close posted twice is
+    one exit, and the repeat is answered with it even once the position is flat."""
+    if client_token and (done := batch_for_token(user, client_token)) is not None:
+        return done
     pos = Position.objects.select_related("account").get(pk=position_id)
     if pos.quantity == 0:
         raise OrderRefused(f"{pos.symbol} is already flat")
     leg = _exit_leg(pos.exchange, pos.symbol, pos.product, pos.quantity)
-    return orders_create(user=user, accounts=[pos.account], legs=[leg], kind=OrderBatch.Kind.EXIT, note="close")
+    return orders_create(
+        user=user,
+        accounts=[pos.account],
+        legs=[leg],
+        kind=OrderBatch.Kind.EXIT,
+        note="close",
+        client_token=client_token,
+    )
+
+
+# A close-out's batch carries a token naming its account and the close-out before it: two runs
+# that start from the same state derive the same token, so the database makes one batch of them
+# even if the lock below was lost. The prefix is also how a running close-out is recognised.
+CLOSE_ALL_TOKEN = "close-all:a{account}:after{previous}"
+# Orders that will still move on their own; an exit needing attention will not (a person must
+# act), so a close-out stuck there does not stand in for a new one.
+_RUNNING = [Status.PENDING, Status.SENDING, Status.ACCEPTED, Status.UNKNOWN, Status.OPEN]
+
+
+def _close_alls(account_id: int):
+    prefix = CLOSE_ALL_TOKEN.split("{previous}")[0].format(account=account_id)
+    return OrderBatch.objects.filter(kind=OrderBatch.Kind.EXIT, client_token__startswith=prefix)
+
+
+def _running_close(account_id: int) -> OrderBatch | None:
+    batch = _close_alls(account_id).filter(orders__status__in=_RUNNING).order_by("-pk").first()
+    if batch is not None:
+        batch.repeat = True
+    return batch
 
 
 def account_close_all(*, user, account_id: int) -> OrderBatch | None:
     """Flatten one account: cancel its open orders, then exit every position the broker shows
-    (short legs bought back first). Refused when the broker's positions cannot be read."""
+    (short legs bought back first). Refused when the broker's positions cannot be read.
+
+    While a close-out of this account is still running (any of its orders not yet filled,
+    cancelled, rejected or needing attention), a second one joins it: its batch is returned and
+    nothing is cancelled or written (cancelling would kill the exits the first one placed). The
+    trader's second click, a repeated task and a re-fired trigger are all that second one."""
     account = account_get_by_id(pk=account_id)
-    orders_cancel_all(account_id=account.pk)
-    try:
-        book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
-    except brokerbooks.BookUnreadable as e:
-        raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
-    legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
-    if not legs:
-        return None
-    return orders_create(user=user, accounts=[account], legs=legs, kind=OrderBatch.Kind.EXIT, note="close account")
+    with close_all_lock(account.pk) as held:
+        running = _running_close(account.pk)
+        if running is not None:
+            return running
+        if not held:
+            raise OrderRefused(f"{account.name}: another close everything is still being placed; not started twice")
+        previous = _close_alls(account.pk).order_by("-pk").values_list("pk", flat=True).first() or 0
+        token = CLOSE_ALL_TOKEN.format(account=account.pk, previous=previous)
+        orders_cancel_all(account_id=account.pk)
+        try:
+            book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
+        except brokerbooks.BookUnreadable as e:
+            raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
+        legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
+        if not legs:
+            return None
+        return orders_create(
+            user=user,
+            accounts=[account],
+            legs=legs,
+            kind=OrderBatch.Kind.EXIT,
+            note="close account",
+            client_token=token,
+        )
 
 
-def account_close_request(*, user, account_id: int, request=None) -> None:
+def account_close_request(*, user, account_id: int, request=None, client_token: str = "") -> bool:
     """Audit the trader's "close everything", then run it on a worker (a slow broker never holds
-    the page): `account_close_all` cancels open orders and exits every position."""
+    the page): `account_close_all` cancels open orders and exits every position. The page's
+    one-time `client_token` makes a double submission one request (False: already requested);
+    a second request all the same joins the close-out already running."""
     account = account_get_by_id(pk=account_id)
+    # The page's token is remembered for an hour (Redis, shared by every web process): long past
+    # any double click or resubmission, and the running close-out is joined after that anyway.
+    if client_token and not cache.add(f"close-request:{getattr(user, 'pk', None)}:{client_token}", account.pk, 3600):
+        return False
     audit_record(
         action=AuditAction.ACCOUNT_CLOSED,
         user=user,
@@ -133,6 +192,7 @@ def account_close_request(*, user, account_id: int, request=None) -> None:
         message="close everything requested",
     )
     enqueue.close_all_on_commit(account.pk, user.pk if user else None)
+    return True
 
 
 def account_close_run(*, account_id: int, user_id: int | None = None) -> OrderBatch | None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.choices import TradingState
 from accounts.services import account_client
@@ -38,9 +38,41 @@ def instrument_info(account: TradingAccount, symbol: str, exchange: str) -> dict
     return info
 
 
+TOKEN_MAX = OrderBatch._meta.get_field("client_token").max_length
+
+
 def orders_create(
-    *, user, accounts: list[TradingAccount], legs: list[Leg], kind: str = OrderBatch.Kind.MANUAL, note: str = ""
+    *,
+    user,
+    accounts: list[TradingAccount],
+    legs: list[Leg],
+    kind: str = OrderBatch.Kind.MANUAL,
+    note: str = "",
+    client_token: str = "",
 ) -> OrderBatch:
+    """Write one batch: an order per account and leg (split above the freeze quantity), all
+    committed before anything is sent; one send task per account is queued on commit.
+
+    `client_token` makes the request idempotent as a whole. Each order's idempotency key
+    includes its batch, so it stops an order being sent twice but not a second batch for the
+    same intent; the token does. A non-empty token is unique per `user`: the first call makes
+    the batch, and any later call with the same user and token returns that batch, writes nothing
+    and queues nothing (even if the account has been halted since: a repeat is not a new request).
+    Two concurrent calls make one batch: the second waits on the database's unique index and then
+    returns the first's. The returned batch's `repeat` says whether it was already there.
+
+    Who passes what: a form carries a one-time token per render (a double click or a resubmitted
+    page repeats it); a risk trigger passes its own stable key for "this exit of this run", so
+    re-firing (a retry, two workers, a second evaluation of the same breach) never makes a second
+    exit. Up to 64 characters. With `user=None` the database cannot enforce the token (NULLs are
+    distinct), so a caller without a user must not rely on it under concurrency.
+    """
+    if len(client_token) > TOKEN_MAX:
+        raise OrderRefused(f"client token longer than {TOKEN_MAX} characters")
+    if client_token:
+        existing = batch_for_token(user, client_token)
+        if existing is not None:
+            return existing
     if not accounts or not legs:
         raise OrderRefused("choose at least one account and one leg")
     for a in accounts:
@@ -58,8 +90,30 @@ def orders_create(
         for leg in legs
         if leg.exchange not in ("NSE", "BSE")
     }
+    try:
+        batch = _batch_write(user, accounts, legs, limits, kind=kind, note=note, client_token=client_token)
+    except IntegrityError:
+        # Another request with this token committed its batch after our read above: ours rolled
+        # back whole (no order of it was written), theirs is the answer.
+        existing = batch_for_token(user, client_token) if client_token else None
+        if existing is None:
+            raise
+        return existing
+    batch.repeat = False
+    return batch
+
+
+def batch_for_token(user, client_token: str) -> OrderBatch | None:
+    """The batch `user` already made with `client_token` (marked `repeat`), or None."""
+    batch = OrderBatch.objects.filter(user=user, client_token=client_token).first()
+    if batch is not None:
+        batch.repeat = True
+    return batch
+
+
+def _batch_write(user, accounts, legs, limits, *, kind: str, note: str, client_token: str) -> OrderBatch:
     with transaction.atomic():
-        batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200])
+        batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200], client_token=client_token)
         # BUY legs before SELL legs: hedges first, so a short is never naked in between.
         ordered = sorted(enumerate(legs), key=lambda il: il[1].action != "BUY")
         plain: list[Order] = []  # one INSERT for every unsplit order of the batch
