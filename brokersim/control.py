@@ -108,6 +108,8 @@ async def fault_add(request: web.Request) -> web.Response:
         fault = fl.parse_fault(await _body(request), HANDLERS)
     except fl.BadFault as e:
         return _bad(str(e))
+    if fault.kind == fl.FaultKind.ORDERBOOK_OMITS:
+        fault.known = frozenset(inst.account.orders)  # later orders are the ones left out
     inst.faults.append(fault)
     return respond(200, {"status": "success", "faults": _faults(inst)})
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from . import calendar as cal
 from . import instruments as ins
-from .faults import FaultKind
+from .faults import MAX_DELAY_S, FaultKind
 from .market import Market
 
 OPEN, TRIGGER_PENDING, COMPLETE, CANCELLED, REJECTED = "open", "trigger pending", "complete", "cancelled", "rejected"
@@ -137,8 +140,20 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[tuple[str, str, str], Position] = field(default_factory=dict)
     listeners: list = field(default_factory=list)
+    # Wall-clock seconds for the position history (positionbook_lag is "as of N seconds ago",
+    # in real time: the market clock may be paused or replayed).
+    clock: Callable[[], float] = time.monotonic
+    # One entry per fill, oldest first, for the last MAX_DELAY_S: (clock, position key, the
+    # position as it was before that fill, None if it did not exist). Undoing the fills after
+    # a moment, newest first, gives the book as of that moment.
+    _history: deque[tuple[float, tuple[str, str, str], Position | None]] = field(default_factory=deque)
     _seq: int = 0
     _trade_seq: int = 0
+
+    def clear_books(self) -> None:
+        """Drop orders, trades, positions and their history (holdings and capital stay)."""
+        self.orders, self.trades, self.positions = {}, [], {}
+        self._history.clear()
 
     # -------------------------------------------------------------- identifiers
     def _next_orderid(self) -> str:
@@ -204,6 +219,25 @@ class Account:
         if q == 0 or (q > 0) == (signed > 0):
             return qty
         return max(qty - abs(q), 0)
+
+    def _record_fill(self, key: tuple[str, str, str], before: Position | None) -> None:
+        now = self.clock()
+        self._history.append((now, key, before))
+        while self._history and self._history[0][0] < now - MAX_DELAY_S:
+            self._history.popleft()
+
+    def positions_as_of(self, t: float) -> dict[tuple[str, str, str], Position]:
+        """The positions as they stood at clock time `t` (at most MAX_DELAY_S ago): the fills
+        after `t` are undone. The live positions are not touched."""
+        out = dict(self.positions)
+        for ts, key, before in reversed(self._history):
+            if ts <= t:
+                break
+            if before is None:
+                out.pop(key, None)
+            else:
+                out[key] = before
+        return out
 
     def _holding_qty(self, symbol: str, exchange: str) -> int:
         return sum(h.quantity for h in self.holdings if h.symbol == symbol and h.exchange == exchange)
@@ -318,6 +352,8 @@ class Account:
             if qty == 0:
                 return
         now = self.market.now
+        prior = self.positions.get((order.symbol, order.exchange, order.product))
+        self._record_fill((order.symbol, order.exchange, order.product), replace(prior) if prior else None)
         pos = self._position(order.symbol, order.exchange, order.product)
         signed = qty if order.action == "BUY" else -qty
         # Margin: release what the order blocked for this part, then re-block at the fill price.

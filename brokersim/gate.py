@@ -9,7 +9,11 @@ The order is OpenAlgo's, and clients can see it, so it is fixed here in one plac
 3. the body is read and validated against the endpoint's schema;
 4. the API key, then the broker session, are checked;
 5. the handler runs (with any execution fault for the engine), and the response may still
-   be spoiled by an after-fault (connection dropped, JSON truncated).
+   be spoiled by an after-fault (connection dropped, JSON truncated, orderid or status left
+   out).
+
+A deferred fault (late_execute) takes the request through steps 3 and 4, resets the
+connection, and runs step 5 later with no one to answer.
 
 Each step is a function that returns normally to pass the request on or raises Reply with
 the answer, so each can be tested on its own.
@@ -181,15 +185,39 @@ def execute(inst: Instance, ep: Endpoint, data: dict, fault: Fault | None) -> tu
     return status, out
 
 
-def finish(request: web.Request, status: int, out: Any, after: FaultKind | None) -> web.StreamResponse:
+def finish(request: web.Request, status: int, out: Any, after: Fault | None) -> web.StreamResponse:
     """The response, unless an after-fault spoils it: the work is done either way."""
-    if after == FaultKind.DROP_AFTER_EXECUTE:
+    kind = after.kind if after else None
+    if kind == FaultKind.DROP_AFTER_EXECUTE:
         abort(request, rst=True)
         return web.Response(status=500)
-    if after == FaultKind.MALFORMED:
+    if kind == FaultKind.MALFORMED:
         text = json.dumps(out)
         return web.Response(status=200, text=text[: max(len(text) // 2, 1)] + "<!--", content_type="application/json")
+    if kind == FaultKind.NO_ORDERID and status == 200:
+        return respond(200, {"status": "success"})
+    if kind == FaultKind.NO_STATUS:
+        if after.value == "empty":
+            return web.Response(status=200, body=b"", content_type="application/json")
+        return respond(200, {})
     return respond(status, out)
+
+
+# ---------------------------------------------------------------------- deferred
+async def defer(inst: Instance, ep: Endpoint, request: web.Request, armed: fl.Armed) -> web.StreamResponse:
+    """late_execute: reset the connection at once, and run the request, if it was a valid and
+    authenticated one, `value` seconds later, as it would have run now (the engine's checks
+    then, the execution fault it drew). A reset of the instance meanwhile drops it."""
+    try:
+        data = validate(ep.name, ep.schema, await read_json(request))
+        authenticate(inst, ep.name, data)
+    except Reply:
+        data = None
+    abort(request, rst=True)
+    if data is not None:
+        fault = armed.execution
+        inst.call_later(float(armed.deferred.value or 0), lambda: execute(inst, ep, data, fault))
+    return web.Response(status=500)
 
 
 # ---------------------------------------------------------------------- the whole gate
@@ -201,6 +229,8 @@ async def serve(inst: Instance, ep: Endpoint, request: web.Request) -> web.Strea
         early = await apply_before(request, ep.name, armed.before)
         if early is not None:
             return early
+        if armed.deferred is not None:
+            return await defer(inst, ep, request, armed)
         data = validate(ep.name, ep.schema, await read_json(request))
         authenticate(inst, ep.name, data)
     except Reply as r:

@@ -3,7 +3,9 @@ windows and serving state. Every instance shares the Simulator's market."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,8 @@ class Instance:
     rest_runner: web.AppRunner | None = None
     stopped: bool = False
     feed: Feed = None  # type: ignore[assignment]
+    # Work scheduled for later (late_execute), cancelled by reset.
+    pending: set[asyncio.TimerHandle] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.feed = Feed(self)
@@ -92,9 +96,22 @@ class Instance:
             }
         )
 
+    def call_later(self, delay: float, fn: Callable[[], object]) -> None:
+        """Run `fn` in `delay` seconds on the running loop, unless the instance is reset first."""
+
+        def run() -> None:
+            self.pending.discard(handle)
+            fn()
+
+        handle = asyncio.get_running_loop().call_later(delay, run)
+        self.pending.add(handle)
+
     def reset(self) -> None:
         fresh = self.sim.new_account(self.index)
-        self.account.orders, self.account.trades, self.account.positions = {}, [], {}
+        self.account.clear_books()
+        for handle in self.pending:
+            handle.cancel()  # a late_execute order of the old book is dropped
+        self.pending.clear()
         self.account.holdings = fresh.holdings
         self.account.capital = fresh.capital
         self.faults.clear()

@@ -8,6 +8,7 @@ with two decimals, minimal keys, `DD-Mon-YYYY` timestamps). Clients must cope wi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Container
 
 from . import calendar as cal
 from .engine import ACTIVE_STATUSES, COMPLETE, Account, Order
@@ -91,8 +92,10 @@ def order_row(o: Order, profile: str, *, for_status: bool = False) -> dict:
     return row
 
 
-def orderbook(acc: Account, profile: str) -> dict:
-    orders = sorted(acc.orders.values(), key=lambda o: (o.created, o.orderid), reverse=True)
+def orderbook(acc: Account, profile: str, shown: Container[str] | None = None) -> dict:
+    """The orderbook; with `shown`, only the orders whose orderid is in it."""
+    orders = [o for o in acc.orders.values() if shown is None or o.orderid in shown]
+    orders.sort(key=lambda o: (o.created, o.orderid), reverse=True)
     stats = {
         "total_buy_orders": sum(o.action == "BUY" for o in orders),
         "total_sell_orders": sum(o.action == "SELL" for o in orders),
@@ -125,10 +128,11 @@ def tradebook(acc: Account, profile: str) -> list[dict]:
     return rows
 
 
-def positionbook(acc: Account, profile: str) -> dict:
+def positionbook(acc: Account, profile: str, positions: dict | None = None) -> dict:
+    """The positionbook of the live positions, or of `positions` (a past snapshot) if given."""
     rows = []
     tot_unreal = tot_real = 0.0
-    for pos in acc.positions.values():
+    for pos in (acc.positions if positions is None else positions).values():
         inst = acc.market.lookup(pos.symbol, pos.exchange)
         ltp = acc.market.ltp(inst) if inst else 0.0
         unreal = acc.unrealized(pos)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import wire
+from ..faults import FaultKind
 from .reply import err
 
 if TYPE_CHECKING:
@@ -12,7 +13,10 @@ if TYPE_CHECKING:
 
 
 def orderbook(inst: Instance, d: dict, fault: dict | None) -> dict:
-    return {"status": "success", "data": wire.orderbook(inst.account, inst.profile)}
+    shown = None
+    if fault and fault["kind"] == FaultKind.ORDERBOOK_OMITS:
+        shown = fault.get("known", frozenset())  # the orders known when the fault was armed
+    return {"status": "success", "data": wire.orderbook(inst.account, inst.profile, shown)}
 
 
 def tradebook(inst: Instance, d: dict, fault: dict | None) -> dict:
@@ -20,7 +24,11 @@ def tradebook(inst: Instance, d: dict, fault: dict | None) -> dict:
 
 
 def positionbook(inst: Instance, d: dict, fault: dict | None) -> dict:
-    return {"status": "success", **wire.positionbook(inst.account, inst.profile)}
+    positions = None
+    if fault and fault["kind"] == FaultKind.POSITIONBOOK_LAG:
+        acc = inst.account
+        positions = acc.positions_as_of(acc.clock() - float(fault["value"] or 0))
+    return {"status": "success", **wire.positionbook(inst.account, inst.profile, positions)}
 
 
 def holdings(inst: Instance, d: dict, fault: dict | None) -> dict:

@@ -4,6 +4,7 @@ import pytest
 
 from brokersim import instruments as ins
 from brokersim.engine import Account, OrderError, Position, apply_fill
+from brokersim.faults import MAX_DELAY_S
 from brokersim.market import Market
 
 START = dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.UTC)  # 10:30 IST, Friday
@@ -205,3 +206,34 @@ def test_partial_fill_fault_leaves_remainder_open(account, market):
     assert account.positions[(opt.symbol, "NFO", "NRML")].quantity == 130
     account.cancel(o.orderid)
     assert o.status == "cancelled"
+
+
+def test_positions_as_of_undo_the_fills_after_that_moment(market):
+    now = [1000.0]
+    account = Account(index=1, market=market, capital=1_000_000.0, clock=lambda: now[0])
+    ce, pe = option(market), option(market, "PE")
+    key_ce, key_pe = (ce.symbol, "NFO", "NRML"), (pe.symbol, "NFO", "NRML")
+
+    def buy(inst, qty):
+        account.place(strategy="t", symbol=inst.symbol, exchange="NFO", action="BUY", quantity=qty, product="NRML")
+
+    buy(ce, 65)  # t=1000
+    now[0] = 1010.0
+    buy(ce, 130)
+    buy(pe, 65)
+    now[0] = 1020.0
+    live = account.positions[key_ce]
+
+    def qty(book):
+        return {k: p.quantity for k, p in book.items()}
+
+    assert qty(account.positions_as_of(999.0)) == {}
+    assert qty(account.positions_as_of(1005.0)) == {key_ce: 65}
+    assert qty(account.positions_as_of(1010.0)) == {key_ce: 195, key_pe: 65}
+    assert account.positions[key_ce] is live and live.quantity == 195  # the live book is untouched
+    # History older than MAX_DELAY_S is dropped as new fills come in.
+    now[0] = 1000.0 + MAX_DELAY_S + 5
+    buy(pe, 65)
+    assert len(account._history) == 3
+    account.clear_books()
+    assert account.positions_as_of(0.0) == {} and not account._history

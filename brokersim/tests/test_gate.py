@@ -59,7 +59,7 @@ def test_arm_sorts_faults_by_when_they_act():
     )
     assert [f.kind for f in armed.before] == [FaultKind.LATENCY, FaultKind.STATUS]
     assert armed.execution.for_engine() == {"kind": "reject", "value": "no"}
-    assert armed.after == FaultKind.DROP_AFTER_EXECUTE
+    assert armed.after.kind == FaultKind.DROP_AFTER_EXECUTE
 
 
 @pytest.mark.parametrize(
@@ -67,8 +67,9 @@ def test_arm_sorts_faults_by_when_they_act():
     [
         (
             {"kind": "nope"},
-            "kind must be one of ['drop_after_execute', 'hang', 'late_average_price', 'latency', 'malformed', "
-            "'partial_fill', 'reject', 'reset', 'status']",
+            "kind must be one of ['drop_after_execute', 'hang', 'late_average_price', 'late_execute', 'latency', "
+            "'malformed', 'no_orderid', 'no_status', 'orderbook_omits', 'partial_fill', 'positionbook_lag', "
+            "'reject', 'reset', 'status']",
         ),
         ({"kind": "latency", "endpoint": "nope"}, "unknown endpoint nope"),
         ({"kind": "latency", "count": 0}, "count must be a positive integer"),
