@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 # and its send stay under one lock.
 CLAIM_SECONDS = 25.0
 CLAIM_MARGIN = 10.0
-# What one send run did with an order.
-SENT, HELD, DONE = "sent", "held", "done"
+# What one send run did with an order: sent it, held it (pending again: look again in a second),
+# or is done with it here (rejected, left to the sweeper, or taken over by another worker).
+# GO: the exit gate lets it through to the throttle and the send.
+SENT, HELD, DONE, GO = "sent", "held", "done", "go"
 
 
 def _claim(order: Order) -> bool:
@@ -115,7 +117,7 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
                     outcome = _give_back(order, "another exit for this position is being sent: waiting")
                 else:
                     outcome = _reduce_only_gate(client, order)
-                    if outcome == SENT:  # the gate let it through
+                    if outcome == GO:
                         outcome = _send(client, account, order)
         else:
             outcome = _send(client, account, order)
@@ -192,8 +194,9 @@ def _give_back(order: Order, why: str) -> str:
 
 
 def _reduce_only_gate(client, order: Order) -> str:
-    """I3: an exit never exceeds the position, nor flips it. Returns SENT when the exit may go
-    (perhaps trimmed); otherwise it was held (pending again) or denied locally.
+    """I3: an exit never exceeds the position, nor flips it. Returns GO when the exit may go
+    (perhaps trimmed); otherwise it was held (HELD, or DONE: left to the sweeper) or denied
+    locally (DONE).
 
     Two views of the position are compared (brokerbooks.exit_check): the broker's positionbook,
     and our own fills. Our view is exact as far as our own orders go (an order's fill and its
@@ -242,7 +245,7 @@ def _reduce_only_gate(client, order: Order) -> str:
         if not _mine(order).update(quantity=check.send, note=note[:200]):
             return DONE  # no longer this worker's claim: not sent from here
         order.quantity = check.send
-    return SENT
+    return GO
 
 
 def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:

@@ -178,37 +178,50 @@ def test_a_split_position_closes_to_zero(alice, acc):
 
 
 FIRST_CHILD_READ_LATE = {"endpoint": "placeorder", "kind": "late_average_price", "value": 2, "count": 1}
-# The 1,755 child is refused with 429 (the client's own three retries included) and queued again:
-# the 195 child goes, and fills, first.
-SECOND_CHILD_FIRST = {"endpoint": "placeorder", "kind": "status", "value": 429, "count": 4}
 POSITIONBOOK_LAGS = {"endpoint": "positionbook", "kind": "positionbook_lag", "value": 3}
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "faults",
+    ("smaller_first", "faults"),
     [
-        [FIRST_CHILD_READ_LATE],
-        [SECOND_CHILD_FIRST],
-        [POSITIONBOOK_LAGS],
-        [POSITIONBOOK_LAGS, FIRST_CHILD_READ_LATE],
-        [POSITIONBOOK_LAGS, SECOND_CHILD_FIRST],
+        (False, [FIRST_CHILD_READ_LATE]),
+        (True, []),
+        (False, [POSITIONBOOK_LAGS]),
+        (False, [POSITIONBOOK_LAGS, FIRST_CHILD_READ_LATE]),
+        (True, [POSITIONBOOK_LAGS]),
+        (True, [POSITIONBOOK_LAGS, FIRST_CHILD_READ_LATE]),
     ],
-    ids=["first-child-read-late", "second-child-first", "positionbook-lags-3s", "lag+read-late", "lag+second-first"],
+    ids=[
+        "first-fill-read-late",
+        "195-first",
+        "positionbook-lags-3s",
+        "lag+read-late",
+        "195-first+lag",
+        "195-first+lag+read-late",
+    ],
 )
-def test_a_split_position_closes_to_zero_whatever_the_order_of_fills(alice, acc, faults):
-    """Each child's fill reaches the two books in a different order: the position still ends at
-    exactly 0, each child sent once (a lagging positionbook lags the entry too: the first child
-    waits for it)."""
+def test_a_split_position_closes_to_zero_whatever_the_order_of_fills(alice, acc, smaller_first, faults):
+    """The two parts' fills reach the two books in different orders: the position still ends at
+    exactly 0, each part sent once (a lagging positionbook lags the entry too: the first part
+    waits for it). `smaller_first`: the close is two exits of one batch, the 195 one first, so
+    the 195 fills before the 1,755 is checked (as the split's children would in the other order)."""
     account, sim = acc
     symbol, pos = open_split_position(alice, account, sim)
     for f in faults:
         arm(sim, f["endpoint"], f["kind"], f["value"], f.get("count"))
     before = len(sim.ledger())
-    batch = services.position_close(user=alice, position_id=pos.pk)
+    if smaller_first:
+        legs = [Leg(symbol, "NFO", "SELL", q, product="NRML", reduce_only=True) for q in (195, 1755)]
+        batch = services.orders_create(user=alice, accounts=[account], legs=legs, kind="exit")
+    else:
+        batch = services.position_close(user=alice, position_id=pos.pk)
     send_until_settled(account, batch)
     sim.sim("DELETE", "fault")
     assert_closed_exactly(account, sim, symbol, before)
+    if smaller_first:
+        sells = [r for r in sim.ledger()[before:] if r["action"] == "SELL"]
+        assert [r["quantity"] for r in sells] == [195, 1755]
 
 
 @pytest.mark.django_db
