@@ -11,6 +11,8 @@ import os
 from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
+from trading import generation
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "algomirror.settings")
 
 app = Celery("algomirror")
@@ -40,7 +42,11 @@ app.conf.beat_schedule = {
 @worker_ready.connect
 def _reconcile_on_start(sender=None, **kwargs) -> None:
     """I8: reconcile every account as soon as a worker is up, not a cycle later. Several workers
-    starting together reconcile more than once, which is harmless (reads only)."""
+    starting together reconcile more than once, which is harmless (reads only).
+
+    A new generation begins first: reads made before this start no longer let entries through,
+    however recent (the reconcile sent here, or an entry's own read, is of the new generation)."""
+    generation.advance()
     sender.app.send_task("trading.tasks.books_refresh_task")
 
 

@@ -282,4 +282,7 @@ CHAIN_SESSION_TTL = env.int("CHAIN_SESSION_TTL", default=300)
 # After the client timeout plus this many seconds, a request whose outcome was unknown can no
 # longer be in flight: reconciliation may then conclude from the broker's orderbook.
 ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)
+# An exit whose two views of the position (the broker's positionbook, our own fills) disagree is
+# held this long after it was created, for a lagging book to catch up; then the smaller one wins.
+EXIT_BOOKS_AGREE_SECONDS = env.float("EXIT_BOOKS_AGREE_SECONDS", default=6.0)
 RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=60)

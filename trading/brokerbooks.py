@@ -180,3 +180,48 @@ def exit_allowance(action: str, broker_quantity: int, in_flight: Iterable[tuple[
         return 0
     pending = sum(q for a, q in in_flight if a == action)
     return max(abs(broker_quantity) - pending, 0)
+
+
+@dataclass(frozen=True)
+class ExitCheck:
+    """What to do with an exit: send `send` of it now, hold it (`hold`) and look again, or, with
+    `send` 0 and no hold, nothing: the position is already closed (or closing)."""
+
+    send: int
+    hold: bool
+    broker: int  # what the broker's positionbook allows
+    ours: int | None  # what our own fills allow (None: we never filled this instrument)
+
+
+def exit_check(
+    action: str,
+    requested: int,
+    broker_quantity: int,
+    our_quantity: int | None,
+    in_flight: Iterable[tuple[str, int]],
+    *,
+    settled: bool,
+) -> ExitCheck:
+    """How much of an exit may go out, from two views of the position that can each lag:
+
+    * the broker's positionbook may not show a fill yet (OpenAlgo serves some brokers' books from
+      a cache): read alone, a position the last exit already closed looks open, and a second
+      exit flips it;
+    * our own fills lag the broker's until an order's status is read.
+
+    The caller reads the in-flight orders' statuses first, then the positionbook, so each view is
+    internally consistent apart from that lag. Views that agree are acted on. Views that disagree
+    hold the exit while they may still converge (`settled` False: the order is younger than the
+    window); after that the smaller, safer one wins (an exit never flips; what only the broker
+    shows, e.g. placed outside AlgoMirror, is left for a position repair). Either way, what both
+    views allow goes at once. An instrument we never filled has only the broker's view.
+    """
+    items = list(in_flight)
+    broker = exit_allowance(action, broker_quantity, items)
+    if our_quantity is None:
+        return ExitCheck(min(broker, requested), False, broker, None)
+    ours = exit_allowance(action, our_quantity, items)
+    safe = min(broker, ours)
+    if safe >= requested or broker == ours or settled:
+        return ExitCheck(min(safe, requested), False, broker, ours)
+    return ExitCheck(0, True, broker, ours)

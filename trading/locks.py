@@ -10,15 +10,19 @@ from redis.exceptions import LockError
 
 from core.redis import client
 
+EXIT_LOCK_WAIT = 15.0  # seconds a second exit of one position waits for the first one's lock
+
 
 @contextlib.contextmanager
-def exit_lock(order) -> Iterator[bool]:
+def exit_lock(order, *, ttl: float | None = None) -> Iterator[bool]:
     """One lock per (account, instrument, product) around an exit's position check and its send,
     so two exits racing on two workers cannot both see the same open quantity. It outlives one
-    send, client timeout included. Yields whether it is held: not after 15 s of waiting means
-    another exit for the position is still being sent."""
+    send, client timeout included (`ttl`: the caller's longest hold, if longer). Yields whether it
+    is held: not after EXIT_LOCK_WAIT seconds of waiting means another exit for the position is
+    still being sent."""
     name = f"lock:exit:{order.account_id}:{order.exchange}:{order.symbol}:{order.product}"
-    lock = client().lock(name, timeout=settings.OPENALGO_TIMEOUT * 2 + 10, blocking_timeout=15)
+    timeout = max(settings.OPENALGO_TIMEOUT * 2 + 10, ttl or 0)
+    lock = client().lock(name, timeout=timeout, blocking_timeout=EXIT_LOCK_WAIT)
     held = lock.acquire()
     try:
         yield held

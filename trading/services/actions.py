@@ -21,6 +21,18 @@ from .common import LIVE, Leg, OrderRefused, Status
 from .create import batch_for_token, orders_create
 from .fills import order_refresh
 
+# How long a trader's cancel or modify waits for the OpenAlgo server's throttle before it is
+# refused (a page is waiting); cancel-all runs on a worker and may wait longer.
+ACTION_WAIT = 2.0
+CANCEL_ALL_WAIT = 5.0
+
+
+def _take_token(account, wait: float) -> None:
+    """One request's worth of the OpenAlgo server's order limit (I7), or a refusal: nothing is
+    sent past the throttle, cancels included (OpenAlgo counts them against the same limit)."""
+    if not throttle.acquire(account.host_url, timeout=wait):
+        raise OrderRefused(f"{account.name}: OpenAlgo is busy, try again")
+
 
 def _live_order(order_id: int) -> Order:
     order = Order.objects.select_related("account").get(pk=order_id)
@@ -33,7 +45,7 @@ def order_cancel(*, order_id: int) -> Order:
     """Cancel one open order. Cancelling twice is harmless at the broker, so an unknown outcome
     is settled by reading the order's status, never by guessing."""
     order = _live_order(order_id)
-    throttle.acquire(order.account_id)
+    _take_token(order.account, ACTION_WAIT)
     res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
     if not res.ok:
         Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
@@ -54,7 +66,7 @@ def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal
         raise OrderRefused("a limit price is required for this order type")
     if pricetype in ("SL", "SL-M") and trigger_price <= 0:
         raise OrderRefused("a trigger price is required for stop orders")
-    throttle.acquire(account.pk)
+    _take_token(account, ACTION_WAIT)
     res = account_client(account).modifyorder(
         orderid=order.broker_orderid,
         strategy=order.tag,
@@ -83,6 +95,7 @@ def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal
 def orders_cancel_all(*, account_id: int) -> dict:
     """Cancel every open order in one account (ours and any placed outside AlgoMirror)."""
     account = account_get_by_id(pk=account_id)
+    _take_token(account, CANCEL_ALL_WAIT)
     res = account_client(account).cancelallorder(strategy="algomirror")
     body = res.body if isinstance(res.body, dict) else {}
     for pk in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", flat=True):

@@ -26,7 +26,7 @@ from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id, account_get_owned, account_ids_active
 from accounts.services import account_client, audit_record, funds_fields
 
-from .. import brokerbooks
+from .. import brokerbooks, generation
 from ..models import BrokerBook, Order, Position, Reconciliation
 from . import enqueue
 from .common import OrderRefused
@@ -94,27 +94,35 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
 
 
 def _reconcile_positions(account: TradingAccount, client, now: dt.datetime) -> Reconciliation:
+    # The generation is read BEFORE the book: a restart during the read makes it an older one's.
+    gen = generation.current()
     try:
         book = _read(client, "positionbook", brokerbooks.parse_positionbook)
     except brokerbooks.BookUnreadable as e:
         _store(account, BrokerBook.Kind.POSITIONS, now, error=str(e))
-        return _unknown(account, now, str(e))
+        return _unknown(account, now, str(e), gen)
     _store(account, BrokerBook.Kind.POSITIONS, now, rows=[_position_json(p) for p in book.values()])
-    return _compare(account, book, now)
+    return _compare(account, book, now, gen)
 
 
 def account_reconcile_if_stale(*, account: TradingAccount, now: dt.datetime | None = None) -> Reconciliation | None:
     """Reconcile positions now unless a readable positionbook was compared within the last three
-    cycles. Called before an account's entries are sent, so the first entry after a restart (or
-    after the broker was unreadable) waits for a good read (I8). Returns None when the last one is
-    still fresh (nothing was read), else the new reconciliation."""
+    cycles AND since the platform last started (same generation). Called before an account's
+    entries are sent, so the first entry after a restart, however short (or after the broker was
+    unreadable), waits for a good read (I8). Returns None when the last one is still fresh
+    (nothing was read), else the new reconciliation."""
     now = now or timezone.now()
     try:
         recon = account.reconciliation  # select_related by the caller when it can
     except Reconciliation.DoesNotExist:
         recon = None
     fresh = now - dt.timedelta(seconds=3 * settings.RECONCILE_SECONDS)
-    if recon is not None and recon.state != State.UNKNOWN and recon.checked_at >= fresh:
+    if (
+        recon is not None
+        and recon.state != State.UNKNOWN
+        and recon.checked_at >= fresh
+        and recon.generation == generation.current()
+    ):
         return None
     try:
         client = account_client(account)
@@ -133,9 +141,15 @@ def _position_json(p: brokerbooks.BrokerPosition) -> dict:
     }
 
 
-def _unknown(account: TradingAccount, now: dt.datetime, error: str) -> Reconciliation:
+def _unknown(account: TradingAccount, now: dt.datetime, error: str, gen: int | None = None) -> Reconciliation:
     recon, _ = Reconciliation.objects.update_or_create(
-        account=account, defaults={"state": State.UNKNOWN, "error": error[:300], "checked_at": now}
+        account=account,
+        defaults={
+            "state": State.UNKNOWN,
+            "error": error[:300],
+            "checked_at": now,
+            "generation": generation.current() if gen is None else gen,
+        },
     )
     # Fail closed: no new entries on an account we cannot see. Exits and cancels stay allowed.
     # Audited and pushed only when the state really moves (a cycle that changes nothing is silent).
@@ -145,7 +159,7 @@ def _unknown(account: TradingAccount, now: dt.datetime, error: str) -> Reconcili
     return recon
 
 
-def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
+def _compare(account: TradingAccount, book, now: dt.datetime, gen: int) -> Reconciliation:
     settling = _settling(account)
     diffs = [d for d in brokerbooks.compare(_ours(account), book) if (d.exchange, d.symbol, d.product) not in settling]
     rows = [d.as_json() for d in diffs]
@@ -157,6 +171,7 @@ def _compare(account: TradingAccount, book, now: dt.datetime) -> Reconciliation:
             "differences": rows,
             "error": "",
             "checked_at": now,
+            "generation": gen,
             **({} if diffs else {"matched_at": now}),
         },
     )
@@ -183,6 +198,7 @@ def position_repair(
     key = (exchange, symbol, product)
     if key in _settling(account):
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
+    gen = generation.current()
     try:
         book = _read(account_client(account), "positionbook", brokerbooks.parse_positionbook)
     except brokerbooks.BookUnreadable as e:
@@ -209,7 +225,7 @@ def position_repair(
             details={"before": before, "after": {"quantity": broker_qty, "average_price": str(pos.average_price)}},
         )
         transaction.on_commit(positions_register_interest)
-    _compare(account, book, timezone.now())
+    _compare(account, book, timezone.now(), gen)
     return pos
 
 

@@ -20,6 +20,7 @@ from .. import events
 from ..models import Order
 from . import enqueue
 from .common import MAX_ATTEMPTS, Status, grace
+from .send import CLAIM_MARGIN, CLAIM_SECONDS
 
 
 def _book_rows(data) -> list[dict]:
@@ -86,12 +87,32 @@ def _match(order: Order, rows: list[dict]) -> dict | None:
 
 
 def orders_sweep(*, now: dt.datetime | None = None) -> int:
-    """Recover what a dead worker left behind: orders stuck in "sending" or "unknown" are reconciled;
-    pending orders whose send task was lost (acked, then the worker died) are queued again — a
-    duplicate task is harmless, the claim lets one sender through."""
+    """Recover what a dead worker left behind:
+
+    * orders claimed but never sent (no `sent_at`) for longer than a live worker may hold a claim
+      (it gives an unsent claim back itself after send.CLAIM_SECONDS): nothing left for the
+      broker, so they are queued again. The attempt stays counted, so the dead claim can never
+      match the next one (a worker stamps `sent_at` only on its own claim's attempt);
+    * orders sent (or unknown) longer ago than the grace, when no request can still be in flight:
+      reconciled against the orderbook;
+    * pending orders whose send task was lost (acked, then the worker died): queued again. A
+      duplicate task is harmless: the claim lets one sender through.
+    """
     now = now or timezone.now()
-    stuck = Order.objects.filter(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - grace())
     n = 0
+    abandoned = Order.objects.filter(
+        status=Status.SENDING,
+        sent_at__isnull=True,
+        claimed_at__lt=now - dt.timedelta(seconds=CLAIM_SECONDS + CLAIM_MARGIN),
+    )
+    for pk, account_id, batch_id in abandoned.values_list("pk", "account_id", "batch_id"):
+        if abandoned.filter(pk=pk).update(
+            status=Status.PENDING, claimed_at=None, last_error="claimed by a worker that never sent it: queued again"
+        ):
+            events.order_changed(Order.objects.select_related("account").get(pk=pk))
+            enqueue.send_now(account_id, batch_id)
+            n += 1
+    stuck = Order.objects.filter(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - grace())
     for pk in stuck.values_list("pk", flat=True):
         order_reconcile(order_id=pk, now=now)
         n += 1
