@@ -282,4 +282,13 @@ CHAIN_SESSION_TTL = env.int("CHAIN_SESSION_TTL", default=300)
 # After the client timeout plus this many seconds, a request whose outcome was unknown can no
 # longer be in flight: reconciliation may then conclude from the broker's orderbook.
 ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)
+# Proof that an order whose reply was lost never reached the broker: this many orderbook reads
+# without it, each at least ORDER_ABSENCE_WINDOW seconds after it was sent (OpenAlgo goes on
+# calling the broker after our client gives up, so an order can appear well after our timeout).
+ORDER_ABSENCE_WINDOW = env.float("ORDER_ABSENCE_WINDOW", default=60.0)
+ORDER_ABSENT_READS = env.int("ORDER_ABSENT_READS", default=3)
+# An exit that cannot be placed is tried again this many seconds after its last attempt, at most
+# EXIT_MAX_ATTEMPTS times in all; then it needs a human (account reducing, critical alert).
+EXIT_RETRY_SECONDS = env.float("EXIT_RETRY_SECONDS", default=10.0)
+EXIT_MAX_ATTEMPTS = env.int("EXIT_MAX_ATTEMPTS", default=5)
 RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=60)

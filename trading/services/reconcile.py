@@ -1,25 +1,58 @@
-"""Settling orders whose send outcome is unknown (invariant I2).
+"""Settling orders whose send outcome is unknown (invariant I2), and exits that could not be placed.
 
 `order_reconcile` looks for the order in the broker's orderbook (by our tag, else by an unclaimed
-matching row) once any request still in flight must have ended; only an orderbook that provably
-lacks it sends it again. An unreadable orderbook leaves it unknown. `orders_sweep` treats orders
-stuck in "sending" (a worker died mid-send) the same way.
+matching row). Found: it is adopted, never sent again. Not found proves nothing on its own: OpenAlgo
+goes on calling the broker after our client gives up, and an orderbook read can lag. An order is
+*proven absent* only by `ORDER_ABSENT_READS` reads without it, each taken at least
+`ORDER_ABSENCE_WINDOW` seconds after it was sent; or, when the reply did come back and said it was
+not placed (a 429, a refused connection, an exit's broker reject), by one read. `absent_reads`
+counts the reads; a reply that came back sets it to the full count at once (outcome.py). Only a
+proven absence sends an order again. An unreadable orderbook leaves it unknown.
+
+Exits (reduce-only orders) that cannot be placed are tried again, `EXIT_RETRY_SECONDS` after their
+last attempt and only after a read proves that attempt absent, at most `EXIT_MAX_ATTEMPTS` times;
+then the exit needs attention: the account goes to REDUCING, and an audit row and a critical alert
+are written with it. `orders_sweep` treats orders stuck in "sending" (a worker died mid-send) the
+same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import account_client
+from accounts.choices import AlertKind, AlertLevel, AuditAction
+from accounts.services import account_client, account_reduce, alert_raise, audit_record
 from openalgo_client.rest import to_decimal
 
 from .. import events
 from ..models import Order
 from . import enqueue
 from .common import MAX_ATTEMPTS, Status, grace
+
+# Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
+# looked for in the orderbook like any unknown order, and never sent again.
+AWAITING_APPROVAL = "awaiting approval"
+EXIT_ATTENTION_REASON = "an exit could not be placed"
+
+
+def reads_needed() -> int:
+    return max(1, settings.ORDER_ABSENT_READS)
+
+
+def absence_window() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.ORDER_ABSENCE_WINDOW)
+
+
+def exit_spacing() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.EXIT_RETRY_SECONDS)
+
+
+def attempts_allowed(order: Order) -> int:
+    return settings.EXIT_MAX_ATTEMPTS if order.reduce_only else MAX_ATTEMPTS
 
 
 def _book_rows(data) -> list[dict]:
@@ -32,36 +65,159 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     """Settle an order whose send outcome is unknown (or whose worker died mid-send)."""
     now = now or timezone.now()
     order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status == Status.SENDING and order.sent_at is None:
+        return _never_sent(order, now)
     if order.status not in (Status.UNKNOWN, Status.SENDING):
         return order
-    if order.sent_at and now - order.sent_at < grace():
+    proven = order.absent_reads >= reads_needed()  # the reply came back: nothing is in flight
+    if not proven and order.sent_at and now - order.sent_at < grace():
         return order  # a request may still be in flight: too early to conclude anything
     res = account_client(order.account).orderbook()
     if not res.ok:
         Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {res.message}"[:300])
+        if order.reduce_only and _unsettled_too_long(order, now):
+            _needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {res.message}")
+        order.refresh_from_db()
         return order  # unknown stays unknown: never resend on a guess
-    rows = _book_rows(res.data)
-    found = _match(order, rows)
-    with transaction.atomic():
-        if found is not None:
+    found = _match(order, _book_rows(res.data))
+    if found is not None:
+        with transaction.atomic():
             Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.ACCEPTED, broker_orderid=str(found["orderid"]), last_error="found in the orderbook"
+                status=Status.ACCEPTED,
+                broker_orderid=str(found["orderid"]),
+                absent_reads=0,
+                broker_status="",
+                last_error="found in the orderbook",
             )
-        elif order.attempts < MAX_ATTEMPTS:
-            Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.PENDING, last_error="not in the orderbook after the timeout: sending again"
-            )
-            enqueue.send_on_commit(order.account_id, order.batch_id)
-        else:
-            Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.REJECTED, last_error=f"not executed after {order.attempts} attempts"
-            )
+    elif order.broker_status == AWAITING_APPROVAL:
+        pass  # not approved yet: it appears once a human approves it at OpenAlgo, never resent
+    else:
+        _absent_read(order, now)
     order.refresh_from_db()
     events.order_changed(order)
     return order
 
 
+def _never_sent(order: Order, now: dt.datetime) -> Order:
+    """Claimed by a worker that never sent it (`sent_at` is stamped just before the request
+    leaves): nothing reached the broker, so it is queued again without any proof."""
+    if order.claimed_at and now - order.claimed_at < grace():
+        return order  # its worker may still be about to send it
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=Status.SENDING, sent_at__isnull=True).update(
+            status=Status.PENDING, absent_reads=0, last_error="claimed but never sent: queued again"
+        ):
+            enqueue.send_on_commit(order.account_id, order.batch_id)
+    order.refresh_from_db()
+    events.order_changed(order)
+    return order
+
+
+def _absent_read(order: Order, now: dt.datetime) -> None:
+    """One orderbook read without the order: counted toward the proof when taken past the window."""
+    needed = reads_needed()
+    if order.absent_reads < needed:
+        past = order.sent_at is None or now - order.sent_at >= absence_window()
+        reads = order.absent_reads + (1 if past else 0)
+        if reads < needed:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                absent_reads=reads,
+                last_error=f"not in the orderbook yet ({reads} of {needed} reads past the "
+                f"{absence_window().total_seconds():g} s window): not sent again until proven absent",
+            )
+            enqueue.reconcile_later(order.pk, countdown=_next_read_in(order, now))
+            return
+        order.absent_reads = reads
+    _settle_absent(order, now)
+
+
+def _next_read_in(order: Order, now: dt.datetime) -> float:
+    """Reads are spread: the first past the window, then a share of the window apart."""
+    until_window = (order.sent_at + absence_window() - now).total_seconds() if order.sent_at else 0.0
+    return max(until_window, absence_window().total_seconds() / reads_needed(), 1.0)
+
+
+def _settle_absent(order: Order, now: dt.datetime) -> None:
+    """The order is proven absent from the broker: send it again, wait out an exit's spacing, or
+    give up (an entry is rejected, an exit needs attention)."""
+    allowed = attempts_allowed(order)
+    if order.attempts >= allowed:
+        if order.reduce_only:
+            _needs_attention(order, f"exit not placed after {order.attempts} attempts ({order.last_error})")
+        else:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                status=Status.REJECTED,
+                last_error=f"not placed: absent from the orderbook after {order.attempts} attempts",
+            )
+        return
+    if order.reduce_only and order.sent_at and now < order.sent_at + exit_spacing():
+        due = order.sent_at + exit_spacing()
+        Order.objects.filter(pk=order.pk, status=order.status).update(
+            absent_reads=order.absent_reads,  # proven: the next read only confirms it
+            last_error=f"exit not in the orderbook: attempt {order.attempts + 1} of {allowed} "
+            f"after {exit_spacing().total_seconds():g} s",
+        )
+        enqueue.reconcile_later(order.pk, countdown=max((due - now).total_seconds(), 0.1))
+        return
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=order.status).update(
+            status=Status.PENDING,
+            absent_reads=0,
+            last_error=f"not in the orderbook: sending again (attempt {order.attempts + 1} of {allowed})",
+        ):
+            enqueue.send_on_commit(order.account_id, order.batch_id)
+
+
+def _unsettled_too_long(order: Order, now: dt.datetime) -> bool:
+    """An exit whose fate cannot be read for as long as all its retries would have taken."""
+    limit = absence_window() + exit_spacing() * settings.EXIT_MAX_ATTEMPTS
+    return order.sent_at is not None and now - order.sent_at >= limit
+
+
+def exit_attempt_failed(order: Order, *, why: str, now: dt.datetime | None = None) -> None:
+    """An exit's attempt is known not to be placed (the broker rejected it, or the reply proved
+    nothing was done): it waits, unknown, for the read that proves it absent and for its spacing,
+    then goes again (or needs attention after the last attempt). Called in place of a final
+    rejection, from the status the attempt had (sending, or accepted/open with no fill)."""
+    now = now or timezone.now()
+    due = (order.sent_at or now) + exit_spacing()
+    n, allowed = order.attempts, attempts_allowed(order)
+    nxt = f"next attempt after {exit_spacing().total_seconds():g} s" if n < allowed else "last attempt"
+    Order.objects.filter(pk=order.pk, status=order.status, filled_quantity=0).update(
+        status=Status.UNKNOWN,
+        broker_orderid=None,
+        absent_reads=reads_needed(),  # the broker's own word: one read confirms it
+        last_error=f"exit attempt {n} of {allowed} not placed: {why}; {nxt}"[:300],
+    )
+    enqueue.reconcile_later(order.pk, countdown=max((due - now).total_seconds(), 0.1))
+
+
+def _needs_attention(order: Order, why: str) -> None:
+    """The exit is given up: a human must close the position. The account stops taking entries
+    (REDUCING, unless already halted), and the audit row and the alert are written with it."""
+    account = order.account
+    message = f"{order.action} {order.quantity} {order.symbol} ({order.exchange}) on {account.name}: {why}"[:300]
+    with transaction.atomic():
+        if not Order.objects.filter(pk=order.pk, status__in=[Status.UNKNOWN, Status.SENDING]).update(
+            status=Status.ATTENTION, last_error=why[:300]
+        ):
+            return  # settled meanwhile by someone else
+        account_reduce(account=account, reason=EXIT_ATTENTION_REASON, message=f"Reducing only: {message}")
+        details = {"order_id": order.pk, "symbol": order.symbol, "exchange": order.exchange, "attempts": order.attempts}
+        audit_record(action=AuditAction.EXIT_NEEDS_ATTENTION, account=account, message=message, details=details)
+        alert_raise(
+            kind=AlertKind.EXIT_NEEDS_ATTENTION,
+            level=AlertLevel.CRITICAL,
+            account=account,
+            message=message,
+            details=details,
+        )
+
+
 def _match(order: Order, rows: list[dict]) -> dict | None:
+    if order.reduce_only:
+        # An exit is tried again under the same tag: its rejected attempts are no placement.
+        rows = [r for r in rows if str(r.get("order_status", "")).lower() != "rejected"]
     tagged = [r for r in rows if r.get("strategy") == order.tag]
     if tagged:
         return tagged[0]
