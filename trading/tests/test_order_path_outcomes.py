@@ -307,3 +307,27 @@ def test_an_exit_the_broker_keeps_rejecting_is_retried_spaced_then_needs_attenti
     assert AuditEvent.objects.filter(account=account, action=AuditAction.EXIT_NEEDS_ATTENTION).count() == 1
     alert = Alert.objects.get(account=account, kind=AlertKind.EXIT_NEEDS_ATTENTION)
     assert alert.level == Alert.Level.CRITICAL and "SBIN" in alert.message
+
+
+def test_an_exit_whose_fate_cannot_be_read_needs_attention_not_silence(alice, acc, settings):
+    """The broker breaks mid-exit and its orderbook stays unreadable: nothing is sent again on a
+    guess, and once all its retries would have taken, the exit is handed to a human."""
+    account, sim = acc
+    buy = place(alice, account, Leg("SBIN", "NSE", "BUY", 1)).orders.get()
+    services.order_refresh(order_id=buy.pk)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 500})
+    sim.sim("POST", "fault", {"endpoint": "orderbook", "kind": "status", "value": 500})
+    position = Position.objects.get(account=account, symbol="SBIN")
+    exit_order = services.position_close(user=alice, position_id=position.pk).orders.get()
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.UNKNOWN
+    give_up = settings.ORDER_ABSENCE_WINDOW + settings.EXIT_RETRY_SECONDS * settings.EXIT_MAX_ATTEMPTS
+    before = exit_order.sent_at + dt.timedelta(seconds=give_up - 1)
+    assert services.order_reconcile(order_id=exit_order.pk, now=before).status == Status.UNKNOWN
+    after = exit_order.sent_at + dt.timedelta(seconds=give_up)
+    assert services.order_reconcile(order_id=exit_order.pk, now=after).status == Status.ATTENTION
+    assert requests(sim, "placeorder") == 2  # the buy, and the exit once
+    account.refresh_from_db()
+    assert account.trading_state == TradingState.REDUCING
+    assert Alert.objects.filter(account=account, kind=AlertKind.EXIT_NEEDS_ATTENTION, level="critical").exists()
