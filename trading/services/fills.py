@@ -24,8 +24,9 @@ from openalgo_client.rest import to_decimal
 
 from .. import events, pnl
 from ..models import Order, Position
-from . import enqueue, reconcile
+from . import enqueue
 from .common import LIVE, Status
+from .outcome import exit_attempt_failed
 
 TERMINAL = {"complete": Status.COMPLETE, "cancelled": Status.CANCELLED, "rejected": Status.REJECTED}
 
@@ -36,7 +37,7 @@ def order_refresh(*, order_id: int, now: dt.datetime | None = None) -> Order:
     if order.status not in LIVE:
         return order
     if not order.broker_orderid:
-        return _settle_without_id(order, now)
+        return _settle_without_id(order)
     Order.objects.filter(pk=order.pk).update(polled_at=now or timezone.now())
     res = account_client(order.account).orderstatus(orderid=order.broker_orderid, strategy=order.tag)
     if not res.ok or not isinstance(res.data, dict):
@@ -44,13 +45,16 @@ def order_refresh(*, order_id: int, now: dt.datetime | None = None) -> Order:
     return _apply_status(order, res.data)
 
 
-def _settle_without_id(order: Order, now: dt.datetime | None) -> Order:
+def _settle_without_id(order: Order) -> Order:
     """Accepted, but no broker id to ask about (recorded before "success without an orderid"
     became unknown): it is looked for in the orderbook like any unknown order."""
-    Order.objects.filter(pk=order.pk, status=order.status, broker_orderid__isnull=True).update(
+    if Order.objects.filter(pk=order.pk, status=order.status, broker_orderid__isnull=True).update(
         status=Status.UNKNOWN, absent_reads=0, last_error="accepted without an order id: looking in the orderbook"
-    )
-    return reconcile.order_reconcile(order_id=order.pk, now=now)
+    ):
+        enqueue.reconcile_later(order.pk, countdown=0)
+    order.refresh_from_db()
+    events.order_changed(order)
+    return order
 
 
 def order_apply_update(*, account_id: int, data: dict) -> Order | None:
@@ -106,7 +110,7 @@ def _apply_status(order: Order, d: dict) -> Order:
         # An exit the broker refused is not the end of it: tried again, spaced, then attention.
         why = f"the broker rejected order {order.broker_orderid}"
         reason = d.get("rejection_reason") or d.get("message")
-        reconcile.exit_attempt_failed(order, why=f"{why}: {reason}" if reason else why)
+        exit_attempt_failed(order, why=f"{why}: {reason}" if reason else why)
         order.refresh_from_db()
         events.order_changed(order)
         return order

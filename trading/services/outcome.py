@@ -15,13 +15,38 @@ from "sending" (a sweeper that moved the order meanwhile wins).
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
+from django.utils import timezone
+
 from openalgo_client.rest import Outcome, Reason, Result
 
 from .. import events
 from ..models import Order
 from . import enqueue
 from .common import MAX_ATTEMPTS, Status, grace
-from .reconcile import AWAITING_APPROVAL, exit_spacing, reads_needed
+
+# Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
+# looked for in the orderbook like any unknown order, and never sent again.
+AWAITING_APPROVAL = "awaiting approval"
+
+
+def reads_needed() -> int:
+    """Orderbook reads without an order, past the window, that prove it absent (reconcile.py)."""
+    return max(1, settings.ORDER_ABSENT_READS)
+
+
+def absence_window() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.ORDER_ABSENCE_WINDOW)
+
+
+def exit_spacing() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.EXIT_RETRY_SECONDS)
+
+
+def attempts_allowed(order: Order) -> int:
+    return settings.EXIT_MAX_ATTEMPTS if order.reduce_only else MAX_ATTEMPTS
 
 
 def record_outcome(order: Order, res: Result) -> None:
@@ -64,3 +89,21 @@ def record_outcome(order: Order, res: Result) -> None:
         enqueue.reconcile_later(order.pk, countdown=countdown)
     elif order.status == Status.PENDING:
         enqueue.send_later(order.account_id, order.batch_id, countdown=1)
+
+
+def exit_attempt_failed(order: Order, *, why: str, now: dt.datetime | None = None) -> None:
+    """An exit's attempt is known not to be placed (the broker rejected it after accepting it):
+    not the end of it. It waits, unknown, for the orderbook read that confirms it absent and for
+    its spacing, then goes again, or needs attention after the last attempt (reconcile.py).
+    Only an attempt with nothing filled: what did fill stays booked and the order final."""
+    now = now or timezone.now()
+    due = (order.sent_at or now) + exit_spacing()
+    n, allowed = order.attempts, attempts_allowed(order)
+    nxt = f"next attempt after {exit_spacing().total_seconds():g} s" if n < allowed else "last attempt"
+    Order.objects.filter(pk=order.pk, status=order.status, filled_quantity=0).update(
+        status=Status.UNKNOWN,
+        broker_orderid=None,  # the next attempt gets its own; this one stays in last_error
+        absent_reads=reads_needed(),  # the broker's own word: one read confirms it
+        last_error=f"exit attempt {n} of {allowed} not placed: {why}; {nxt}"[:300],
+    )
+    enqueue.reconcile_later(order.pk, countdown=max((due - now).total_seconds(), 0.1))

@@ -31,28 +31,10 @@ from openalgo_client.rest import to_decimal
 from .. import events
 from ..models import Order
 from . import enqueue
-from .common import MAX_ATTEMPTS, Status, grace
+from .common import Status, grace
+from .outcome import AWAITING_APPROVAL, absence_window, attempts_allowed, exit_spacing, reads_needed
 
-# Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
-# looked for in the orderbook like any unknown order, and never sent again.
-AWAITING_APPROVAL = "awaiting approval"
 EXIT_ATTENTION_REASON = "an exit could not be placed"
-
-
-def reads_needed() -> int:
-    return max(1, settings.ORDER_ABSENT_READS)
-
-
-def absence_window() -> dt.timedelta:
-    return dt.timedelta(seconds=settings.ORDER_ABSENCE_WINDOW)
-
-
-def exit_spacing() -> dt.timedelta:
-    return dt.timedelta(seconds=settings.EXIT_RETRY_SECONDS)
-
-
-def attempts_allowed(order: Order) -> int:
-    return settings.EXIT_MAX_ATTEMPTS if order.reduce_only else MAX_ATTEMPTS
 
 
 def _book_rows(data) -> list[dict]:
@@ -65,10 +47,10 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     """Settle an order whose send outcome is unknown (or whose worker died mid-send)."""
     now = now or timezone.now()
     order = Order.objects.select_related("account").get(pk=order_id)
-    if order.status == Status.SENDING and order.sent_at is None:
-        return _never_sent(order, now)
     if order.status not in (Status.UNKNOWN, Status.SENDING):
         return order
+    if order.sent_at is None and order.status == Status.SENDING:
+        return order  # claimed, never sent: the sweeper gives it back once its worker is gone
     proven = order.absent_reads >= reads_needed()  # the reply came back: nothing is in flight
     if not proven and order.sent_at and now - order.sent_at < grace():
         return order  # a request may still be in flight: too early to conclude anything
@@ -93,21 +75,6 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
         pass  # not approved yet: it appears once a human approves it at OpenAlgo, never resent
     else:
         _absent_read(order, now)
-    order.refresh_from_db()
-    events.order_changed(order)
-    return order
-
-
-def _never_sent(order: Order, now: dt.datetime) -> Order:
-    """Claimed by a worker that never sent it (`sent_at` is stamped just before the request
-    leaves): nothing reached the broker, so it is queued again without any proof."""
-    if order.claimed_at and now - order.claimed_at < grace():
-        return order  # its worker may still be about to send it
-    with transaction.atomic():
-        if Order.objects.filter(pk=order.pk, status=Status.SENDING, sent_at__isnull=True).update(
-            status=Status.PENDING, absent_reads=0, last_error="claimed but never sent: queued again"
-        ):
-            enqueue.send_on_commit(order.account_id, order.batch_id)
     order.refresh_from_db()
     events.order_changed(order)
     return order
@@ -172,24 +139,6 @@ def _unsettled_too_long(order: Order, now: dt.datetime) -> bool:
     """An exit whose fate cannot be read for as long as all its retries would have taken."""
     limit = absence_window() + exit_spacing() * settings.EXIT_MAX_ATTEMPTS
     return order.sent_at is not None and now - order.sent_at >= limit
-
-
-def exit_attempt_failed(order: Order, *, why: str, now: dt.datetime | None = None) -> None:
-    """An exit's attempt is known not to be placed (the broker rejected it, or the reply proved
-    nothing was done): it waits, unknown, for the read that proves it absent and for its spacing,
-    then goes again (or needs attention after the last attempt). Called in place of a final
-    rejection, from the status the attempt had (sending, or accepted/open with no fill)."""
-    now = now or timezone.now()
-    due = (order.sent_at or now) + exit_spacing()
-    n, allowed = order.attempts, attempts_allowed(order)
-    nxt = f"next attempt after {exit_spacing().total_seconds():g} s" if n < allowed else "last attempt"
-    Order.objects.filter(pk=order.pk, status=order.status, filled_quantity=0).update(
-        status=Status.UNKNOWN,
-        broker_orderid=None,
-        absent_reads=reads_needed(),  # the broker's own word: one read confirms it
-        last_error=f"exit attempt {n} of {allowed} not placed: {why}; {nxt}"[:300],
-    )
-    enqueue.reconcile_later(order.pk, countdown=max((due - now).total_seconds(), 0.1))
 
 
 def _needs_attention(order: Order, why: str) -> None:
