@@ -1,13 +1,15 @@
 """Settling orders whose send outcome is unknown (invariant I2), and exits that could not be placed.
 
-`order_reconcile` looks for the order in the broker's orderbook (by our tag, else by an unclaimed
-matching row). Found: it is adopted, never sent again. Not found proves nothing on its own: OpenAlgo
-goes on calling the broker after our client gives up, and an orderbook read can lag. An order is
-*proven absent* only by `ORDER_ABSENT_READS` reads without it, each taken at least
-`ORDER_ABSENCE_WINDOW` seconds after it was sent; or, when the reply did come back and said it was
-not placed (a 429, a refused connection, an exit's broker reject), by one read. `absent_reads`
-counts the reads; a reply that came back sets it to the full count at once (outcome.py). Only a
-proven absence sends an order again. An unreadable orderbook leaves it unknown.
+`order_reconcile` looks for the order in the broker's orderbook (outcome.orderbook_find: by our
+tag, else by an unclaimed matching row). Found: it is adopted, never sent again. Not found proves
+nothing on its own: OpenAlgo goes on calling the broker after our client gives up, and an
+orderbook read can lag. An order is *proven absent* only by `ORDER_ABSENT_READS` reads without
+it, each taken at least `ORDER_ABSENCE_WINDOW` seconds after it was sent; or, when the reply did
+come back and said it was not placed (a 429 whose own read failed, a refused connection, an
+exit's broker reject), by one read. `absent_reads` counts the reads; a reply that came back sets
+it to the full count at once (outcome.py). Only a proven absence sends an order again; an
+unreadable orderbook leaves it unknown. An entry proven absent after its last attempt is
+rejected (it cannot execute any more).
 
 Exits (reduce-only orders) that cannot be placed are tried again, `EXIT_RETRY_SECONDS` after their
 last attempt and only after a read proves that attempt absent, at most `EXIT_MAX_ATTEMPTS` times;
@@ -25,22 +27,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.choices import AlertKind, AlertLevel, AuditAction
-from accounts.services import account_client, account_reduce, alert_raise, audit_record
-from openalgo_client.rest import to_decimal
+from accounts.services import account_reduce, alert_raise, audit_record
 
 from .. import events
 from ..models import Order
 from . import enqueue
 from .common import Status, grace
-from .outcome import AWAITING_APPROVAL, absence_window, attempts_allowed, exit_spacing, reads_needed
+from .outcome import (
+    AWAITING_APPROVAL,
+    OrderbookUnreadable,
+    absence_window,
+    attempts_allowed,
+    exit_spacing,
+    orderbook_find,
+    reads_needed,
+)
 
 EXIT_ATTENTION_REASON = "an exit could not be placed"
-
-
-def _book_rows(data) -> list[dict]:
-    if isinstance(data, dict):
-        data = data.get("orders", [])
-    return [r for r in data or [] if isinstance(r, dict)]
 
 
 def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
@@ -54,14 +57,14 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     proven = order.absent_reads >= reads_needed()  # the reply came back: nothing is in flight
     if not proven and order.sent_at and now - order.sent_at < grace():
         return order  # a request may still be in flight: too early to conclude anything
-    res = account_client(order.account).orderbook()
-    if not res.ok:
-        Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {res.message}"[:300])
+    try:
+        found = orderbook_find(order)
+    except OrderbookUnreadable as e:
+        Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {e}"[:300])
         if order.reduce_only and _unsettled_too_long(order, now):
-            _needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {res.message}")
+            _needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {e}")
         order.refresh_from_db()
         return order  # unknown stays unknown: never resend on a guess
-    found = _match(order, _book_rows(res.data))
     if found is not None:
         with transaction.atomic():
             Order.objects.filter(pk=order.pk, status=order.status).update(
@@ -161,33 +164,6 @@ def _needs_attention(order: Order, why: str) -> None:
             message=message,
             details=details,
         )
-
-
-def _match(order: Order, rows: list[dict]) -> dict | None:
-    if order.reduce_only:
-        # An exit is tried again under the same tag: its rejected attempts are no placement.
-        rows = [r for r in rows if str(r.get("order_status", "")).lower() != "rejected"]
-    tagged = [r for r in rows if r.get("strategy") == order.tag]
-    if tagged:
-        return tagged[0]
-    # Brokers whose orderbook carries no strategy: an identical order not already ours.
-    claimed = set(
-        Order.objects.filter(account=order.account, broker_orderid__isnull=False).values_list(
-            "broker_orderid", flat=True
-        )
-    )
-    for r in rows:
-        if (
-            str(r.get("orderid")) not in claimed
-            and r.get("symbol") == order.symbol
-            and r.get("exchange") == order.exchange
-            and str(r.get("action", "")).upper() == order.action
-            and to_decimal(r.get("quantity")) == order.quantity
-            and r.get("product") == order.product
-            and "strategy" not in r
-        ):
-            return r
-    return None
 
 
 def orders_sweep(*, now: dt.datetime | None = None) -> int:

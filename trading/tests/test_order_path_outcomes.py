@@ -171,6 +171,7 @@ def test_an_order_queued_for_approval_at_openalgo_is_unknown_and_never_resent(al
     batch = services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", 1)])
     order = batch.orders.get()
     assert services.send._claim(order)
+    Order.objects.filter(pk=order.pk).update(sent_at=timezone.now())  # as the sender stamps it
     order.refresh_from_db()
     # The reply as the client classes OpenAlgo's answer in semi-auto mode.
     reply = classify("placeorder", 200, {"status": "success", "mode": "semi_auto", "pending_order_id": "p-17"})
@@ -197,15 +198,27 @@ def test_a_200_without_status_is_unknown_not_rejected(alice, acc, value):
 def test_a_429_on_placeorder_is_checked_against_the_orderbook_once_then_requeued(alice, acc):
     account, sim = acc
     sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 429, "count": 1})
+    books = requests(sim, "orderbook")
     batch = place(alice, account, Leg("SBIN", "NSE", "BUY", 1))
     order = batch.orders.get()
-    # No retry inside the client (it would bypass our throttle): the reply goes to the order path.
+    # No retry inside the client (it would bypass our throttle): the reply goes to the order path,
+    # which reads the orderbook once (the reply came back, no window to wait out) before requeuing.
     assert requests(sim, "placeorder") == 1
-    assert order.status == Status.UNKNOWN and "429" in order.last_error
-    books = requests(sim, "orderbook")
-    # The reply came back: one orderbook read without the order settles it, no window to wait out.
-    assert services.order_reconcile(order_id=order.pk).status == Status.PENDING
     assert requests(sim, "orderbook") == books + 1
+    assert order.status == Status.PENDING and "429" in order.last_error
+    services.orders_send_account(account_id=account.pk, batch_id=batch.pk)
+    order.refresh_from_db()
+    assert order.status == Status.ACCEPTED and len(ours(sim)) == 1
+
+
+def test_a_429_whose_orderbook_cannot_be_read_waits_for_one_good_read(alice, acc):
+    account, sim = acc
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 429, "count": 1})
+    sim.sim("POST", "fault", {"endpoint": "orderbook", "kind": "status", "value": 500, "count": 1})
+    batch = place(alice, account, Leg("SBIN", "NSE", "BUY", 1))
+    order = batch.orders.get()
+    assert order.status == Status.UNKNOWN and "429" in order.last_error
+    assert services.order_reconcile(order_id=order.pk).status == Status.PENDING  # no window: one read
     services.orders_send_account(account_id=account.pk, batch_id=batch.pk)
     order.refresh_from_db()
     assert order.status == Status.ACCEPTED and len(ours(sim)) == 1
