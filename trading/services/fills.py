@@ -103,9 +103,7 @@ def _apply_status(order: Order, d: dict) -> Order:
     qty = max(qty, known)  # a stale status never takes a fill back
     if qty > known and not avg:
         # Filled, but no fill price yet (OpenAlgo's tradebook lag): book nothing, look again.
-        qty = known
-        if status != Status.OPEN:
-            status = Status.OPEN
+        qty, status = known, Status.OPEN
     if status == Status.REJECTED and order.reduce_only and qty == 0:
         # An exit the broker refused is not the end of it: tried again, spaced, then attention.
         why = f"the broker rejected order {order.broker_orderid}"
