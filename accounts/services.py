@@ -444,6 +444,17 @@ def account_halt(*, account: TradingAccount, reason: str, message: str) -> bool:
     return bool(halted)
 
 
+def account_reduce(*, account: TradingAccount, reason: str, message: str) -> bool:
+    """ACTIVE → REDUCING (exits only) with `reason`. An account already reducing or halted keeps
+    its state and reason (a halt is the stricter state). Audited and pushed only when it moved."""
+    moved = TradingAccount.objects.filter(pk=account.pk, trading_state=TradingAccount.TradingState.ACTIVE).update(
+        trading_state=TradingAccount.TradingState.REDUCING, halt_reason=reason[:200]
+    )
+    if moved:
+        _trading_state_changed(account, TradingAccount.TradingState.REDUCING, message)
+    return bool(moved)
+
+
 def account_resume_if_halted_by(*, account: TradingAccount, reason: str, message: str) -> bool:
     """HALTED → ACTIVE, only when the halt was for `reason`: a halt set by the trader or for
     another cause stays. Audited and pushed only when the state moved."""

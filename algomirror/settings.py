@@ -285,4 +285,13 @@ ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)
 # An exit whose two views of the position (the broker's positionbook, our own fills) disagree is
 # held this long after it was created, for a lagging book to catch up; then the smaller one wins.
 EXIT_BOOKS_AGREE_SECONDS = env.float("EXIT_BOOKS_AGREE_SECONDS", default=6.0)
+# Proof that an order whose reply was lost never reached the broker: this many orderbook reads
+# without it, each at least ORDER_ABSENCE_WINDOW seconds after it was sent (OpenAlgo goes on
+# calling the broker after our client gives up, so an order can appear well after our timeout).
+ORDER_ABSENCE_WINDOW = env.float("ORDER_ABSENCE_WINDOW", default=60.0)
+ORDER_ABSENT_READS = env.int("ORDER_ABSENT_READS", default=3)
+# An exit that cannot be placed is tried again this many seconds after its last attempt, at most
+# EXIT_MAX_ATTEMPTS times in all; then it needs a human (account reducing, critical alert).
+EXIT_RETRY_SECONDS = env.float("EXIT_RETRY_SECONDS", default=10.0)
+EXIT_MAX_ATTEMPTS = env.int("EXIT_MAX_ATTEMPTS", default=5)
 RECONCILE_SECONDS = env.int("RECONCILE_SECONDS", default=60)

@@ -2,12 +2,19 @@
 
 Every call returns a `Result` whose `outcome` follows invariant I2:
 
-* ACCEPTED — the server answered 200 with status "success".
+* ACCEPTED — the server answered 2xx with status "success" (and, for placeorder, an orderid).
 * REJECTED — the server proved it did not act: a structured 4xx (validation, key, not
-  found, business rule), a 429 refusal, or a connection that was never established.
+  found, business rule), a 200 with status "error", a 429 on a read, or a connection that
+  was never established.
 * UNKNOWN — anything after the request may have reached the server and no proof either
-  way came back: timeouts, 5xx, dropped connections, unparseable bodies. An order whose
-  outcome is UNKNOWN must be reconciled against the broker's books, never blindly re-sent.
+  way came back: timeouts, 5xx, dropped connections, unparseable bodies, a 2xx whose status is
+  neither "success" nor "error", a placeorder "success" without an orderid, an order queued
+  for approval (semi-auto), and a 429 on an order writer (OpenAlgo passes a broker's own 429
+  through, so only an orderbook read proves nothing was placed). An order whose outcome is
+  UNKNOWN must be reconciled against the broker's books, never blindly re-sent.
+
+Reads retry a 429 a few times with a backoff; order writers never do (a retry here would
+bypass the caller's per-host order throttle): the 429 goes back to the caller.
 
 The API key travels in the JSON body (OpenAlgo's convention); this module never logs
 request bodies, so keys never reach the logs. A client may be given the key itself or a
@@ -33,9 +40,26 @@ import httpx
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-RATE_LIMIT_RETRIES = 3
-RATE_LIMIT_BACKOFF = (0.25, 0.6, 1.2)  # seconds; a 429 means "not executed", so a retry is safe
+RATE_LIMIT_RETRIES = 3  # reads only: a read changes nothing, so retrying it is always safe
+RATE_LIMIT_BACKOFF = (0.25, 0.6, 1.2)  # seconds
 INVALID_KEY_TEXT = "Invalid openalgo apikey"
+# Endpoints that act on the broker: a 429 is never retried here and is not proof of "not done".
+ORDER_WRITERS = frozenset(
+    {
+        "placeorder",
+        "placesmartorder",
+        "optionsorder",
+        "basketorder",
+        "splitorder",
+        "modifyorder",
+        "cancelorder",
+        "cancelallorder",
+        "closeposition",
+    }
+)
+# Endpoints whose "success" names the order it placed: without the orderid nothing says which.
+ORDER_PLACERS = frozenset({"placeorder"})
+APPROVAL_QUEUED = "queued for approval at OpenAlgo"
 
 
 class Outcome(enum.StrEnum):
@@ -55,6 +79,7 @@ class Reason(enum.StrEnum):
     BROKEN_CONNECTION = "broken_connection"
     SERVER_ERROR = "server_error"
     BAD_RESPONSE = "bad_response"
+    NO_ORDERID = "no_orderid"  # placeorder said success but named no order
     PENDING_APPROVAL = "pending_approval"  # semi-auto mode: queued for a human, no orderid
 
 
@@ -85,6 +110,42 @@ def error_message(body: Any) -> str:
     if isinstance(msg, dict):
         return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in msg.items())
     return str(msg)[:300]
+
+
+_REJECT_REASONS = {400: Reason.VALIDATION, 401: Reason.AUTH, 403: Reason.AUTH, 404: Reason.NOT_FOUND}
+
+
+def classify(endpoint: str, code: int, parsed: Any, latency_ms: float = 0.0) -> Result:
+    """The outcome class (I2) of one answered request: `parsed` is the JSON body, or None when
+    the body was not JSON. Pure: the table of cases is tested without a server."""
+    if code == 429:
+        if endpoint in ORDER_WRITERS:
+            return Result(
+                Outcome.UNKNOWN, Reason.RATE_LIMITED, code, message="rate limited (429)", latency_ms=latency_ms
+            )
+        return Result(Outcome.REJECTED, Reason.RATE_LIMITED, code, message="rate limited", latency_ms=latency_ms)
+    if code >= 500 or not isinstance(parsed, dict):
+        reason = Reason.SERVER_ERROR if code >= 500 else Reason.BAD_RESPONSE
+        msg = error_message(parsed) if isinstance(parsed, dict) else f"HTTP {code}, unreadable body"
+        return Result(Outcome.UNKNOWN, reason, code, message=msg, latency_ms=latency_ms)
+    if 400 <= code < 500:
+        reason = _REJECT_REASONS.get(code, Reason.VALIDATION)
+        return Result(Outcome.REJECTED, reason, code, parsed, error_message(parsed), latency_ms)
+    status = parsed.get("status")
+    if not 200 <= code < 300 or status not in ("success", "error"):
+        # The server may well have acted (OpenAlgo answers 200 once the broker call is made): a
+        # body that says neither "success" nor "error" proves nothing either way.
+        return Result(Outcome.UNKNOWN, Reason.BAD_RESPONSE, code, parsed, f"HTTP {code} without a status", latency_ms)
+    if status == "error":
+        return Result(Outcome.REJECTED, Reason.VALIDATION, code, parsed, error_message(parsed), latency_ms)
+    if parsed.get("mode") == "semi_auto" and "orderid" not in parsed:
+        pending = parsed.get("pending_order_id")
+        msg = APPROVAL_QUEUED + (f" (pending order {pending})" if pending else "")
+        return Result(Outcome.UNKNOWN, Reason.PENDING_APPROVAL, code, parsed, msg, latency_ms)
+    if endpoint in ORDER_PLACERS and not parsed.get("orderid"):
+        msg = "success without an orderid"
+        return Result(Outcome.UNKNOWN, Reason.NO_ORDERID, code, parsed, msg, latency_ms)
+    return Result(Outcome.ACCEPTED, Reason.OK, code, parsed, latency_ms=latency_ms)
 
 
 def to_decimal(value: Any, default: Decimal | None = Decimal("0")) -> Decimal | None:
@@ -170,9 +231,10 @@ class OpenAlgoClient:
     # ------------------------------------------------------------------ transport
     def call(self, endpoint: str, **payload: Any) -> Result:
         body = {"apikey": self._api_key(), **payload}
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        retries = 0 if endpoint in ORDER_WRITERS else RATE_LIMIT_RETRIES
+        for attempt in range(retries + 1):
             result = self._once(endpoint, body)
-            if result.reason is not Reason.RATE_LIMITED or attempt == RATE_LIMIT_RETRIES:
+            if result.reason is not Reason.RATE_LIMITED or attempt == retries:
                 return result
             time.sleep(RATE_LIMIT_BACKOFF[min(attempt, len(RATE_LIMIT_BACKOFF) - 1)])
         return result  # pragma: no cover
@@ -188,25 +250,11 @@ class OpenAlgoClient:
         except httpx.TransportError as e:
             return Result(Outcome.UNKNOWN, Reason.BROKEN_CONNECTION, message=f"connection broke: {type(e).__name__}")
         latency = (time.perf_counter() - start) * 1000
-        code = resp.status_code
         try:
             parsed = resp.json()
         except ValueError:
             parsed = None
-        if code == 429:
-            return Result(Outcome.REJECTED, Reason.RATE_LIMITED, code, message="rate limited", latency_ms=latency)
-        if code >= 500 or parsed is None or not isinstance(parsed, dict):
-            reason = Reason.SERVER_ERROR if code >= 500 else Reason.BAD_RESPONSE
-            msg = error_message(parsed) if isinstance(parsed, dict) else f"HTTP {code}, unreadable body"
-            return Result(Outcome.UNKNOWN, reason, code, message=msg, latency_ms=latency)
-        if code == 200 and parsed.get("status") == "success":
-            if parsed.get("mode") == "semi_auto" and "orderid" not in parsed:
-                return Result(Outcome.ACCEPTED, Reason.PENDING_APPROVAL, code, parsed, "queued for approval", latency)
-            return Result(Outcome.ACCEPTED, Reason.OK, code, parsed, latency_ms=latency)
-        reason = {400: Reason.VALIDATION, 401: Reason.AUTH, 403: Reason.AUTH, 404: Reason.NOT_FOUND}.get(
-            code, Reason.VALIDATION if code < 500 else Reason.SERVER_ERROR
-        )
-        return Result(Outcome.REJECTED, reason, code, parsed, error_message(parsed), latency)
+        return classify(endpoint, resp.status_code, parsed, latency)
 
     # ------------------------------------------------------------------ account
     def ping(self) -> Result:

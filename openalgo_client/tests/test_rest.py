@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason, error_message, to_decimal
+from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason, classify, error_message, to_decimal
 
 
 @pytest.fixture
@@ -69,12 +69,35 @@ def test_invalid_key_versus_expired_session(sim):
     right.close()
 
 
-def test_429_backs_off_and_retries(client, sim):
+def test_a_read_backs_off_and_retries_a_429(client, sim):
+    sim.sim("POST", "fault", {"endpoint": "orderbook", "kind": "status", "value": 429, "count": 2})
+    assert client.orderbook().ok
+    assert sim.sim("GET", "status")["requests"]["orderbook"] == 3
+
+
+def test_an_order_writer_does_not_retry_a_429(client, sim):
+    """A retry here would bypass the caller's per-host throttle, and OpenAlgo passes a broker's own
+    429 through: only an orderbook read tells whether it was placed, so the caller decides."""
     sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 429, "count": 2})
     r = order(client)
-    assert r.ok
+    assert (r.outcome, r.reason, r.status_code) == (Outcome.UNKNOWN, Reason.RATE_LIMITED, 429)
+    assert sim.sim("GET", "status")["requests"]["placeorder"] == 1
+    assert sim.ledger() == []
+
+
+def test_success_without_an_orderid_is_unknown(client, sim):
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "no_orderid", "count": 1})
+    r = order(client)
+    assert (r.outcome, r.reason) == (Outcome.UNKNOWN, Reason.NO_ORDERID)
+    assert len(sim.ledger()) == 1  # it was placed: only the orderbook can name it
+
+
+@pytest.mark.parametrize("value", [None, "empty"], ids=["{}", "empty body"])
+def test_a_200_without_status_is_unknown(client, sim, value):
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "no_status", "value": value, "count": 1})
+    r = order(client)
+    assert (r.outcome, r.reason) == (Outcome.UNKNOWN, Reason.BAD_RESPONSE)
     assert len(sim.ledger()) == 1
-    assert sim.sim("GET", "status")["requests"]["placeorder"] == 3
 
 
 @pytest.mark.parametrize(
@@ -86,6 +109,7 @@ def test_429_backs_off_and_retries(client, sim):
         ({"kind": "reset"}, Reason.BROKEN_CONNECTION, 0),
         ({"kind": "malformed"}, Reason.BAD_RESPONSE, 1),
         ({"kind": "hang", "value": 4}, Reason.TIMEOUT, 0),
+        ({"kind": "late_execute", "value": 1}, Reason.BROKEN_CONNECTION, 0),  # placed 1 s later
     ],
 )
 def test_unknown_outcomes(client, sim, fault, reason, executed):
@@ -138,3 +162,45 @@ def test_error_message_shapes():
     assert error_message({"status": "error", "message": "{'a': ['x']}"}) == "{'a': ['x']}"
     assert error_message({"status": "error", "message": {"a": ["x", "y"], "b": "z"}}) == "a: x, y; b: z"
     assert repr(OpenAlgoClient("http://h", "secret-key-1234")) == "OpenAlgoClient(http://h)"
+
+
+U, R, A = Outcome.UNKNOWN, Outcome.REJECTED, Outcome.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "code", "body", "outcome", "reason"),
+    [
+        ("placeorder", 200, {"status": "success", "orderid": "1"}, A, Reason.OK),
+        ("placeorder", 200, {"status": "success"}, U, Reason.NO_ORDERID),
+        ("placeorder", 200, {"status": "success", "orderid": ""}, U, Reason.NO_ORDERID),
+        (
+            "placeorder",
+            200,
+            {"status": "success", "mode": "semi_auto", "pending_order_id": 7},
+            U,
+            Reason.PENDING_APPROVAL,
+        ),
+        ("cancelorder", 200, {"status": "success", "mode": "semi_auto"}, U, Reason.PENDING_APPROVAL),
+        ("placeorder", 200, {}, U, Reason.BAD_RESPONSE),
+        ("placeorder", 200, {"status": "queued"}, U, Reason.BAD_RESPONSE),
+        ("placeorder", 200, None, U, Reason.BAD_RESPONSE),
+        ("placeorder", 200, {"status": "error", "message": "no"}, R, Reason.VALIDATION),
+        ("placeorder", 400, {"status": "error", "message": "no"}, R, Reason.VALIDATION),
+        ("placeorder", 403, {"status": "error", "message": "Invalid openalgo apikey"}, R, Reason.AUTH),
+        ("placeorder", 429, {"message": "10 per 1 second"}, U, Reason.RATE_LIMITED),
+        ("modifyorder", 429, None, U, Reason.RATE_LIMITED),
+        ("orderbook", 429, {"message": "10 per 1 second"}, R, Reason.RATE_LIMITED),
+        ("placeorder", 502, None, U, Reason.SERVER_ERROR),
+        ("orderbook", 200, {"status": "success", "data": []}, A, Reason.OK),
+        ("orderbook", 200, {"data": []}, U, Reason.BAD_RESPONSE),
+        ("placesmartorder", 200, {"status": "success", "message": "Positions Already Matched."}, A, Reason.OK),
+    ],
+)
+def test_classify(endpoint, code, body, outcome, reason):
+    r = classify(endpoint, code, body)
+    assert (r.outcome, r.reason) == (outcome, reason)
+
+
+def test_an_order_queued_for_approval_says_so():
+    r = classify("placeorder", 200, {"status": "success", "mode": "semi_auto", "pending_order_id": "p-17"})
+    assert r.message == "queued for approval at OpenAlgo (pending order p-17)"

@@ -1,32 +1,50 @@
-"""Settling orders whose send outcome is unknown (invariant I2).
+"""Settling orders whose send outcome is unknown (invariant I2), and exits that could not be placed.
 
-`order_reconcile` looks for the order in the broker's orderbook (by our tag, else by an unclaimed
-matching row) once any request still in flight must have ended; only an orderbook that provably
-lacks it sends it again. An unreadable orderbook leaves it unknown. `orders_sweep` treats orders
-stuck in "sending" (a worker died mid-send) the same way.
+`order_reconcile` looks for the order in the broker's orderbook (outcome.orderbook_find: by our
+tag, else by an unclaimed matching row). Found: it is adopted, never sent again. Not found proves
+nothing on its own: OpenAlgo goes on calling the broker after our client gives up, and an
+orderbook read can lag. An order is *proven absent* only by `ORDER_ABSENT_READS` reads without
+it, each taken at least `ORDER_ABSENCE_WINDOW` seconds after it was sent; or, when the reply did
+come back and said it was not placed (a 429 whose own read failed, a refused connection, an
+exit's broker reject), by one read. `absent_reads` counts the reads; a reply that came back sets
+it to the full count at once (outcome.py). Only a proven absence sends an order again; an
+unreadable orderbook leaves it unknown. An entry proven absent after its last attempt is
+rejected (it cannot execute any more).
+
+Exits (reduce-only orders) that cannot be placed are tried again, `EXIT_RETRY_SECONDS` after their
+last attempt and only after a read proves that attempt absent, at most `EXIT_MAX_ATTEMPTS` times;
+then the exit needs attention: the account goes to REDUCING, and an audit row and a critical alert
+are written with it. `orders_sweep` treats orders stuck in "sending" (a worker died mid-send) the
+same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.services import account_client
-from openalgo_client.rest import to_decimal
+from accounts.choices import AlertKind, AlertLevel, AuditAction
+from accounts.services import account_reduce, alert_raise, audit_record
 
 from .. import events
 from ..models import Order
 from . import enqueue
-from .common import MAX_ATTEMPTS, Status, grace
+from .common import Status, grace
+from .outcome import (
+    AWAITING_APPROVAL,
+    OrderbookUnreadable,
+    absence_window,
+    attempts_allowed,
+    exit_spacing,
+    orderbook_find,
+    reads_needed,
+)
 from .send import CLAIM_MARGIN, CLAIM_SECONDS
 
-
-def _book_rows(data) -> list[dict]:
-    if isinstance(data, dict):
-        data = data.get("orders", [])
-    return [r for r in data or [] if isinstance(r, dict)]
+EXIT_ATTENTION_REASON = "an exit could not be placed"
 
 
 def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
@@ -35,55 +53,118 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     order = Order.objects.select_related("account").get(pk=order_id)
     if order.status not in (Status.UNKNOWN, Status.SENDING):
         return order
-    if order.sent_at and now - order.sent_at < grace():
+    if order.sent_at is None and order.status == Status.SENDING:
+        return order  # claimed, never sent: the sweeper gives it back once its worker is gone
+    proven = order.absent_reads >= reads_needed()  # the reply came back: nothing is in flight
+    if not proven and order.sent_at and now - order.sent_at < grace():
         return order  # a request may still be in flight: too early to conclude anything
-    res = account_client(order.account).orderbook()
-    if not res.ok:
-        Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {res.message}"[:300])
+    try:
+        found = orderbook_find(order)
+    except OrderbookUnreadable as e:
+        Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {e}"[:300])
+        if order.reduce_only and _unsettled_too_long(order, now):
+            _needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {e}")
+        order.refresh_from_db()
         return order  # unknown stays unknown: never resend on a guess
-    rows = _book_rows(res.data)
-    found = _match(order, rows)
-    with transaction.atomic():
-        if found is not None:
+    if found is not None:
+        with transaction.atomic():
             Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.ACCEPTED, broker_orderid=str(found["orderid"]), last_error="found in the orderbook"
+                status=Status.ACCEPTED,
+                broker_orderid=str(found["orderid"]),
+                absent_reads=0,
+                broker_status="",
+                last_error="found in the orderbook",
             )
-        elif order.attempts < MAX_ATTEMPTS:
-            Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.PENDING, last_error="not in the orderbook after the timeout: sending again"
-            )
-            enqueue.send_on_commit(order.account_id, order.batch_id)
-        else:
-            Order.objects.filter(pk=order.pk, status=order.status).update(
-                status=Status.REJECTED, last_error=f"not executed after {order.attempts} attempts"
-            )
+    elif order.broker_status == AWAITING_APPROVAL:
+        pass  # not approved yet: it appears once a human approves it at OpenAlgo, never resent
+    else:
+        _absent_read(order, now)
     order.refresh_from_db()
     events.order_changed(order)
     return order
 
 
-def _match(order: Order, rows: list[dict]) -> dict | None:
-    tagged = [r for r in rows if r.get("strategy") == order.tag]
-    if tagged:
-        return tagged[0]
-    # Brokers whose orderbook carries no strategy: an identical order not already ours.
-    claimed = set(
-        Order.objects.filter(account=order.account, broker_orderid__isnull=False).values_list(
-            "broker_orderid", flat=True
+def _absent_read(order: Order, now: dt.datetime) -> None:
+    """One orderbook read without the order: counted toward the proof when taken past the window."""
+    needed = reads_needed()
+    if order.absent_reads < needed:
+        past = order.sent_at is None or now - order.sent_at >= absence_window()
+        reads = order.absent_reads + (1 if past else 0)
+        if reads < needed:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                absent_reads=reads,
+                last_error=f"not in the orderbook yet ({reads} of {needed} reads past the "
+                f"{absence_window().total_seconds():g} s window): not sent again until proven absent",
+            )
+            enqueue.reconcile_later(order.pk, countdown=_next_read_in(order, now))
+            return
+        order.absent_reads = reads
+    _settle_absent(order, now)
+
+
+def _next_read_in(order: Order, now: dt.datetime) -> float:
+    """Reads are spread: the first past the window, then a share of the window apart."""
+    until_window = (order.sent_at + absence_window() - now).total_seconds() if order.sent_at else 0.0
+    return max(until_window, absence_window().total_seconds() / reads_needed(), 1.0)
+
+
+def _settle_absent(order: Order, now: dt.datetime) -> None:
+    """The order is proven absent from the broker: send it again, wait out an exit's spacing, or
+    give up (an entry is rejected, an exit needs attention)."""
+    allowed = attempts_allowed(order)
+    if order.attempts >= allowed:
+        if order.reduce_only:
+            _needs_attention(order, f"exit not placed after {order.attempts} attempts ({order.last_error})")
+        else:
+            Order.objects.filter(pk=order.pk, status=order.status).update(
+                status=Status.REJECTED,
+                last_error=f"not placed: absent from the orderbook after {order.attempts} attempts",
+            )
+        return
+    if order.reduce_only and order.sent_at and now < order.sent_at + exit_spacing():
+        due = order.sent_at + exit_spacing()
+        Order.objects.filter(pk=order.pk, status=order.status).update(
+            absent_reads=order.absent_reads,  # proven: the next read only confirms it
+            last_error=f"exit not in the orderbook: attempt {order.attempts + 1} of {allowed} "
+            f"after {exit_spacing().total_seconds():g} s",
         )
-    )
-    for r in rows:
-        if (
-            str(r.get("orderid")) not in claimed
-            and r.get("symbol") == order.symbol
-            and r.get("exchange") == order.exchange
-            and str(r.get("action", "")).upper() == order.action
-            and to_decimal(r.get("quantity")) == order.quantity
-            and r.get("product") == order.product
-            and "strategy" not in r
+        enqueue.reconcile_later(order.pk, countdown=max((due - now).total_seconds(), 0.1))
+        return
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=order.status).update(
+            status=Status.PENDING,
+            absent_reads=0,
+            last_error=f"not in the orderbook: sending again (attempt {order.attempts + 1} of {allowed})",
         ):
-            return r
-    return None
+            enqueue.send_on_commit(order.account_id, order.batch_id)
+
+
+def _unsettled_too_long(order: Order, now: dt.datetime) -> bool:
+    """An exit whose fate cannot be read for as long as all its retries would have taken."""
+    limit = absence_window() + exit_spacing() * settings.EXIT_MAX_ATTEMPTS
+    return order.sent_at is not None and now - order.sent_at >= limit
+
+
+def _needs_attention(order: Order, why: str) -> None:
+    """The exit is given up: a human must close the position. The account stops taking entries
+    (REDUCING, unless already halted), and the audit row and the alert are written with it."""
+    account = order.account
+    message = f"{order.action} {order.quantity} {order.symbol} ({order.exchange}) on {account.name}: {why}"[:300]
+    with transaction.atomic():
+        if not Order.objects.filter(pk=order.pk, status__in=[Status.UNKNOWN, Status.SENDING]).update(
+            status=Status.ATTENTION, last_error=why[:300]
+        ):
+            return  # settled meanwhile by someone else
+        account_reduce(account=account, reason=EXIT_ATTENTION_REASON, message=f"Reducing only: {message}")
+        details = {"order_id": order.pk, "symbol": order.symbol, "exchange": order.exchange, "attempts": order.attempts}
+        audit_record(action=AuditAction.EXIT_NEEDS_ATTENTION, account=account, message=message, details=details)
+        alert_raise(
+            kind=AlertKind.EXIT_NEEDS_ATTENTION,
+            level=AlertLevel.CRITICAL,
+            account=account,
+            message=message,
+            details=details,
+        )
 
 
 def orders_sweep(*, now: dt.datetime | None = None) -> int:

@@ -25,15 +25,16 @@ from accounts import crypto
 from accounts.choices import TradingState
 from accounts.selectors import account_get_by_id
 from accounts.services import account_client
-from openalgo_client.rest import Outcome, Reason
+from openalgo_client.rest import Reason
 
 from .. import brokerbooks, events, throttle
 from ..locks import exit_lock
 from ..models import Order, Position
 from . import enqueue
 from .books import account_reconcile_if_stale
-from .common import LIVE, MAX_ATTEMPTS, Status, grace
+from .common import LIVE, Status
 from .fills import order_refresh
+from .outcome import record_outcome
 
 if TYPE_CHECKING:
     from accounts.models import TradingAccount
@@ -181,7 +182,7 @@ def _send(client, account: TradingAccount, order: Order) -> str:
         # OpenAlgo's window is full (orders placed from elsewhere count too): every worker
         # sending to this server backs off for a second.
         throttle.hold(account.host_url, 1.0)
-    _record_outcome(order, res)
+    record_outcome(order, res)
     return SENT
 
 
@@ -263,30 +264,3 @@ def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
         [(a, q - f) for a, q, f in live],
         settled=age >= dt.timedelta(seconds=settings.EXIT_BOOKS_AGREE_SECONDS),
     )
-
-
-def _record_outcome(order: Order, res) -> None:
-    upd: dict = {}
-    if res.outcome is Outcome.ACCEPTED:
-        oid = str(res.body.get("orderid") or "")
-        upd = {"status": Status.ACCEPTED, "broker_orderid": oid or None, "last_error": ""}
-    elif res.outcome is Outcome.REJECTED and res.reason in (Reason.RATE_LIMITED, Reason.UNREACHABLE):
-        # Provably not executed: queue it again (bounded), never counted as a broker reject.
-        upd = {
-            "status": Status.PENDING if order.attempts < MAX_ATTEMPTS else Status.REJECTED,
-            "last_error": res.message,
-        }
-    elif res.outcome is Outcome.REJECTED:
-        upd = {"status": Status.REJECTED, "last_error": res.message[:300]}
-    else:
-        upd = {"status": Status.UNKNOWN, "last_error": f"{res.reason}: {res.message}"[:300]}
-    if Order.objects.filter(pk=order.pk, status=Status.SENDING).update(**upd):
-        for field, value in upd.items():
-            setattr(order, field, value)
-    else:
-        order.refresh_from_db()  # someone else moved it meanwhile (a sweeper): show what is stored
-    events.order_changed(order)
-    if order.status == Status.UNKNOWN:
-        enqueue.reconcile_later(order.pk, countdown=grace().total_seconds())
-    elif order.status == Status.PENDING:
-        enqueue.send_later(order.account_id, order.batch_id, countdown=1)

@@ -39,6 +39,7 @@ def start_worker(queue: str) -> subprocess.Popen:
         str(ROOT / "var" / "test-instance" / f"beat-kill-{os.getpid()}"),
         OPENALGO_TIMEOUT="2",
         ORDER_UNKNOWN_GRACE="1",
+        ORDER_ABSENCE_WINDOW="2",  # absence proven in seconds, not the production minute
         HEALTH_BEAT_SECONDS="3600",
     )
 
