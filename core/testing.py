@@ -46,7 +46,9 @@ class CeleryWorker(subprocess.Popen):
     def ready(self) -> bool:
         """True once the worker answers a ping: connected to the broker and consuming its queue."""
         # A client-only app on the same broker: the project's own app lives above core.
-        with Celery(broker=settings.CELERY_BROKER_URL) as client:
+        # Not set as the current app: tasks queued by the test afterwards must still go through
+        # the project app (its queue is this test run's own).
+        with Celery(broker=settings.CELERY_BROKER_URL, set_as_current=False) as client:
             return bool(client.control.ping(destination=[self.hostname], timeout=0.5))
 
 
