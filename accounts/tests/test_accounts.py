@@ -247,3 +247,34 @@ def test_api_key_appears_nowhere_in_plaintext(client, alice, paper_clean, caplog
     r = client.post("/accounts/test/", {"host_url": sim.host, "account_id": a.pk})
     assert key not in r.content.decode()
     assert key not in caplog.text and key not in "".join(str(r.args) for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_one_way_to_a_broker_clients_are_cached_per_key_version_and_hold_no_plaintext(alice, paper_clean):
+    sim = paper_clean[0]
+    account = account_on(sim, owner=alice)
+    first = services.account_client(account)
+    assert services.account_client(account) is first  # pooled
+    assert first.ping().ok
+    # The cached client holds a key source over the ciphertext, never the plaintext itself.
+    held = [repr(c.cell_contents) for c in (first._api_key.__closure__ or ())]
+    assert sim.api_key not in "".join(held) + repr(vars(first))
+    # A new key (or a rotation) is a new version: a new client, the old one closed.
+    services.account_update(account=account, api_key=sim.api_key)
+    account.refresh_from_db()
+    second = services.account_client(account)
+    assert second is not first and second.ping().ok
+    assert first._http.is_closed
+    assert all(key[0] == account.pk and sim.api_key not in key[1] for key in services._clients)
+
+
+@pytest.mark.django_db
+def test_an_unreadable_key_halts_the_account_where_the_client_is_asked_for(alice, paper_clean):
+    account = account_on(paper_clean[0], owner=alice)
+    TradingAccount.objects.filter(pk=account.pk).update(api_key_encrypted="gAAAAAtampered")
+    account.refresh_from_db()
+    with pytest.raises(crypto.KeyUnreadable):
+        services.account_client(account)
+    account.refresh_from_db()
+    assert account.status == TradingAccount.Status.KEY_UNREADABLE
+    assert account.trading_state == TradingAccount.TradingState.HALTED
