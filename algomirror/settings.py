@@ -285,6 +285,11 @@ ORDER_UNKNOWN_GRACE = env.float("ORDER_UNKNOWN_GRACE", default=5.0)
 # An exit whose two views of the position (the broker's positionbook, our own fills) disagree is
 # held this long after it was created, for a lagging book to catch up; then the smaller one wins.
 EXIT_BOOKS_AGREE_SECONDS = env.float("EXIT_BOOKS_AGREE_SECONDS", default=6.0)
+# A worker holds a claimed order at most this long before it must have sent it (exit lock, the
+# gate's reads and the throttle all fit inside); the sweeper gives back claims older than this
+# plus the margin (clock skew between hosts): by then their worker can no longer send them.
+ORDER_CLAIM_SECONDS = env.float("ORDER_CLAIM_SECONDS", default=25.0)
+ORDER_CLAIM_MARGIN = env.float("ORDER_CLAIM_MARGIN", default=10.0)
 # Proof that an order whose reply was lost never reached the broker: this many orderbook reads
 # without it, each at least ORDER_ABSENCE_WINDOW seconds after it was sent (OpenAlgo goes on
 # calling the broker after our client gives up, so an order can appear well after our timeout).

@@ -174,7 +174,7 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
             book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
         except brokerbooks.BookUnreadable as e:
             raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
-        legs = [_exit_leg(*key, p.quantity) for key, p in sorted(book.items()) if p.quantity]
+        legs = [_exit_leg(*key, q) for key, q in sorted(_to_close(account.pk, book).items())]
         if not legs:
             return None
         return orders_create(
@@ -185,6 +185,22 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
             note="close account",
             client_token=token,
         )
+
+
+def _to_close(account_id: int, book: dict) -> dict:
+    """What close everything asks to exit, per instrument: the broker's positions and our own,
+    the larger of the two where they agree on the side. A positionbook that lags a fill would
+    otherwise hide a position we know is open; asking for too much is safe, since the reduce-only
+    gate trims each exit to what both views allow once they agree. (The cancel-all before it has
+    just read every live order's status, so our positions include every fill the broker reports.)"""
+    wanted = {key: p.quantity for key, p in book.items() if p.quantity}
+    ours = Position.objects.filter(account_id=account_id).exclude(quantity=0)
+    for p in ours.values("exchange", "symbol", "product", "quantity"):
+        key = (p["exchange"], p["symbol"], p["product"])
+        broker = wanted.get(key, 0)
+        if broker == 0 or (broker > 0) == (p["quantity"] > 0):
+            wanted[key] = max(broker, p["quantity"], key=abs)
+    return wanted
 
 
 def account_close_request(*, user, account_id: int, request=None, client_token: str = "") -> bool:

@@ -24,6 +24,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.choices import AlertKind, AlertLevel, AuditAction
@@ -42,7 +43,7 @@ from .outcome import (
     orderbook_find,
     reads_needed,
 )
-from .send import CLAIM_MARGIN, CLAIM_SECONDS
+from .send import claim_margin, claim_seconds
 
 EXIT_ATTENTION_REASON = "an exit could not be placed"
 
@@ -51,6 +52,8 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     """Settle an order whose send outcome is unknown (or whose worker died mid-send)."""
     now = now or timezone.now()
     order = Order.objects.select_related("account").get(pk=order_id)
+    if order.status == Status.ATTENTION:
+        return _attention_recheck(order)
     if order.status not in (Status.UNKNOWN, Status.SENDING):
         return order
     if order.sent_at is None and order.status == Status.SENDING:
@@ -167,11 +170,42 @@ def _needs_attention(order: Order, why: str) -> None:
         )
 
 
+def _attention_recheck(order: Order) -> Order:
+    """An exit given up while its fate could not be read may still have been placed: it stays
+    watched. Once the orderbook shows it, it is accepted (polling then books its fill) and a
+    follow-up alert says so — a person acting on the first alert by hand would flip the position."""
+    if order.sent_at is None:
+        return order
+    try:
+        found = orderbook_find(order)
+    except OrderbookUnreadable:
+        return order
+    if found is None:
+        return order
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=Status.ATTENTION).update(
+            status=Status.ACCEPTED,
+            broker_orderid=str(found["orderid"]),
+            last_error="found in the orderbook after it was given up",
+        ):
+            alert_raise(
+                kind=AlertKind.EXIT_FOUND,
+                level=AlertLevel.WARNING,
+                account=order.account,
+                message=f"{order.action} {order.quantity} {order.symbol} on {order.account.name} was placed at "
+                "the broker after all: do not close that position by hand",
+                details={"order_id": order.pk, "broker_orderid": str(found["orderid"])},
+            )
+    order.refresh_from_db()
+    events.order_changed(order)
+    return order
+
+
 def orders_sweep(*, now: dt.datetime | None = None) -> int:
     """Recover what a dead worker left behind:
 
     * orders claimed but never sent (no `sent_at`) for longer than a live worker may hold a claim
-      (it gives an unsent claim back itself after send.CLAIM_SECONDS): nothing left for the
+      (it gives an unsent claim back itself after ORDER_CLAIM_SECONDS): nothing left for the
       broker, so they are queued again. The attempt stays counted, so the dead claim can never
       match the next one (a worker stamps `sent_at` only on its own claim's attempt);
     * orders sent (or unknown) longer ago than the grace, when no request can still be in flight:
@@ -184,7 +218,7 @@ def orders_sweep(*, now: dt.datetime | None = None) -> int:
     abandoned = Order.objects.filter(
         status=Status.SENDING,
         sent_at__isnull=True,
-        claimed_at__lt=now - dt.timedelta(seconds=CLAIM_SECONDS + CLAIM_MARGIN),
+        claimed_at__lt=now - dt.timedelta(seconds=claim_seconds() + claim_margin()),
     )
     for pk, account_id, batch_id in abandoned.values_list("pk", "account_id", "batch_id"):
         if abandoned.filter(pk=pk).update(
@@ -193,7 +227,12 @@ def orders_sweep(*, now: dt.datetime | None = None) -> int:
             events.order_changed(Order.objects.select_related("account").get(pk=pk))
             enqueue.send_now(account_id, batch_id)
             n += 1
-    stuck = Order.objects.filter(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - grace())
+    # Sent orders whose outcome is still open, and exits given up today that were sent (they may
+    # yet turn up at the broker: see _attention_recheck).
+    stuck = Order.objects.filter(
+        Q(status__in=[Status.SENDING, Status.UNKNOWN], sent_at__lt=now - grace())
+        | Q(status=Status.ATTENTION, sent_at__gte=now - dt.timedelta(days=1))
+    )
     for pk in stuck.values_list("pk", flat=True):
         order_reconcile(order_id=pk, now=now)
         n += 1

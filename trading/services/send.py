@@ -39,13 +39,20 @@ from .outcome import record_outcome
 if TYPE_CHECKING:
     from accounts.models import TradingAccount
 
+
 # A worker sends what it claimed within this many seconds or gives the claim back (the exit
 # lock's wait, the gate's reads of the broker and the throttle all fit in it). The sweeper takes
-# back claims older than this plus CLAIM_MARGIN (clock skew between hosts): by then their
+# back claims older than this plus the margin (clock skew between hosts): by then their
 # worker can no longer send them. The exit lock outlives a claim, so an exit's position check
 # and its send stay under one lock.
-CLAIM_SECONDS = 25.0
-CLAIM_MARGIN = 10.0
+def claim_seconds() -> float:
+    return settings.ORDER_CLAIM_SECONDS
+
+
+def claim_margin() -> float:
+    return settings.ORDER_CLAIM_MARGIN
+
+
 # What one send run did with an order: sent it, held it (pending again: look again in a second),
 # or is done with it here (rejected, left to the sweeper, or taken over by another worker).
 # GO: the exit gate lets it through to the throttle and the send.
@@ -101,9 +108,10 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
     again = False  # something was held for a moment: look again in a second
     for order in pending:
         order.account = account  # already loaded: no query per order for its name
-        if order.action == "SELL" and not order.reduce_only and _buys_without_outcome(order):
-            # Another task (a re-queued duplicate of this one) is still sending the batch's
-            # hedge: a short never goes ahead of it.
+        if order.action == "SELL" and _buys_without_outcome(order):
+            # The batch's BUYs go first: for entries, a hedge ahead of its short (another task, a
+            # re-queued duplicate of this one, may still be sending it); for exits, shorts bought
+            # back before longs are sold, even while a BUY-to-close is held.
             why = "waiting for this batch's BUY legs to be accepted first"
             Order.objects.filter(pk=order.pk, status=Status.PENDING).exclude(last_error=why).update(last_error=why)
             again = True
@@ -113,7 +121,7 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
         if order.reduce_only:
             # The position check and the send happen under one lock per instrument, so two
             # exits racing on two workers cannot both see the same open quantity.
-            with exit_lock(order, ttl=CLAIM_SECONDS + settings.OPENALGO_TIMEOUT + 5) as held:
+            with exit_lock(order, ttl=claim_seconds() + settings.OPENALGO_TIMEOUT + 5) as held:
                 if not held:
                     outcome = _give_back(order, "another exit for this position is being sent: waiting")
                 else:
@@ -153,7 +161,7 @@ def _entries_allowed(account: TradingAccount) -> bool:
 
 
 def _send(client, account: TradingAccount, order: Order) -> str:
-    deadline = order.claimed_at + dt.timedelta(seconds=CLAIM_SECONDS)
+    deadline = order.claimed_at + dt.timedelta(seconds=claim_seconds())
     left = (deadline - timezone.now()).total_seconds()
     # I7: one bucket per OpenAlgo server, whichever of its accounts sends.
     if left <= 0 or not throttle.acquire(account.host_url, timeout=left):
@@ -207,11 +215,18 @@ def _reduce_only_gate(client, order: Order) -> str:
     from the broker FIRST and the positionbook after them, so only a lagging positionbook can
     still make them differ; the exit then waits for them to agree, for a short window."""
     key = {"account_id": order.account_id, "exchange": order.exchange, "symbol": order.symbol, "product": order.product}
-    same = Order.objects.filter(reduce_only=True, **key).exclude(pk=order.pk)
-    # An earlier exit whose request may be at the broker right now, or whose outcome is unknown:
-    # what it did is not in either book yet. (One merely claimed waits for this lock itself.)
-    if same.filter(Q(status=Status.SENDING, sent_at__isnull=False) | Q(status=Status.UNKNOWN)).exists():
-        return _give_back(order, "waiting for an earlier exit's outcome before checking the position")
+    # Every order of ours that moves the position the exit's way counts, exit or not: a plain SELL
+    # in flight on a long closes it as surely as an exit does (exit_allowance keeps only those).
+    same = Order.objects.filter(**key).exclude(pk=order.pk)
+    # An earlier order the exit's way whose request may be at the broker right now, or whose
+    # outcome is unknown: what it did is not in either book yet. (One merely claimed, if it is an
+    # exit, waits for this lock itself.)
+    if (
+        same.filter(action=order.action)
+        .filter(Q(status=Status.SENDING, sent_at__isnull=False) | Q(status=Status.UNKNOWN))
+        .exists()
+    ):
+        return _give_back(order, "waiting for an earlier order's outcome before checking the position")
     try:
         check = _exit_check(client, order, same, key)
         live = list(

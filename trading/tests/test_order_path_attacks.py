@@ -1,18 +1,20 @@
 """Adversarial tests of the order path (invariants I1-I8), against real brokersim.
 
-Each test is an attack on the rewritten order path. Tests marked `xfail(strict=True)` break an
-invariant today (the reason names it); when the hole is fixed they pass, and strict xfail turns
-that into a failure, so the marker must be removed with the fix. Unmarked tests are attacks the
-code holds, kept as regression guards.
+Each test is an attack on the rewritten order path that broke an invariant when it was written
+(a plain SELL in flight let an exit flip, twice; close everything missed a position a lagging
+positionbook hid; a held BUY-to-close let the SELL-to-close go first; an exit given up was never
+found and booked) and passes since the fix; the last one held from the start and guards a race.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.tests.factories import account_on
 from brokersim.testing import Broker
@@ -74,11 +76,6 @@ def acc(alice, paper_clean):
 
 # ------------------------------------------------------------------ A1. flip: an opposite entry in flight
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="I3 broken: the exit gate counts only reduce-only orders as in flight; a plain SELL that "
-    "filled but was not read yet, with a lagging positionbook, leaves both views at +10",
-)
 def test_an_exit_never_flips_over_a_plain_sell_filled_but_not_read_yet(alice, acc):
     """The trader sells the position by hand (a plain SELL, not reduce-only); within the
     positionbook's lag the risk engine (or a Close click) sends its exit. Both views still show
@@ -98,11 +95,6 @@ def test_an_exit_never_flips_over_a_plain_sell_filled_but_not_read_yet(alice, ac
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="I3 broken: the gate waits for earlier exits whose outcome is unknown, not for a plain "
-    "SELL of the same instrument whose outcome is unknown; it executes after the exit and flips",
-)
 def test_an_exit_waits_for_a_plain_sell_whose_outcome_is_unknown(alice, acc):
     """Same hole without any lag: the trader's hand SELL loses its reply (the broker places it
     2 s later); a Close sent meanwhile sees +10 in both books, goes, and the late SELL flips."""
@@ -113,18 +105,17 @@ def test_an_exit_waits_for_a_plain_sell_whose_outcome_is_unknown(alice, acc):
     assert manual.orders.get().status == Status.UNKNOWN
     pos = Position.objects.get(account=account, symbol="SBIN")
     close = services.position_close(user=alice, position_id=pos.pk)
-    send_until_settled(account, close)
+    services.orders_send_account(account_id=account.pk, batch_id=close.pk)
+    assert close.orders.get().status == Status.PENDING  # held while the earlier SELL's fate is open
     time.sleep(2.5)  # the hand SELL lands
+    # The worker's reconcile finds it (the clock moved past the grace, as the beat would).
+    services.order_reconcile(order_id=manual.orders.get().pk, now=timezone.now() + dt.timedelta(seconds=60))
+    send_until_settled(account, close)
     assert broker_qty(sim, "SBIN") == 0, [(r["action"], r["quantity"]) for r in sim.ledger()]  # 0 flips
 
 
 # ------------------------------------------------------------------ A2. lost exit: close everything on a lagging book
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="exit silently lost: account_close_all builds its legs from the positionbook alone; "
-    "a lagging positionbook hides a position we have booked, and nothing is sent for it",
-)
 def test_close_everything_closes_a_position_the_lagging_positionbook_does_not_show_yet(alice, acc):
     account, sim = acc
     arm(sim, "positionbook", "positionbook_lag", 3)
@@ -140,11 +131,6 @@ def test_close_everything_closes_a_position_the_lagging_positionbook_does_not_sh
 
 # ------------------------------------------------------------------ A3. SELL-to-close before BUY-to-close
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="L2/shorts first broken: only SELL entries wait for their batch's BUYs; a held BUY-to-close "
-    "is skipped and the batch's SELL-to-close goes out, leaving the short naked",
-)
 def test_close_everything_never_sells_the_long_while_the_short_is_still_open(alice, acc):
     """A short leg's first exit is unknown (the connection broke; the broker places it later).
     Close everything then has a BUY-to-close for the short (held: an earlier exit is unknown) and
@@ -169,11 +155,6 @@ def test_close_everything_never_sells_the_long_while_the_short_is_still_open(ali
 
 # ------------------------------------------------------------------ A4. a fill lost under "needs attention"
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="fill lost: an exit moved to ATTENTION because the orderbook was unreadable is never "
-    "looked up again; when it did execute, its fill is never booked and the alert says 'not placed'",
-)
 def test_an_exit_given_up_while_the_orderbook_was_unreadable_is_still_found_and_booked(alice, acc):
     account, sim = acc
     place(alice, account, Leg("SBIN", "NSE", "BUY", 10))

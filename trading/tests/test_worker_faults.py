@@ -40,6 +40,8 @@ def start_worker(queue: str) -> subprocess.Popen:
         OPENALGO_TIMEOUT="2",
         ORDER_UNKNOWN_GRACE="1",
         ORDER_ABSENCE_WINDOW="2",  # absence proven in seconds, not the production minute
+        ORDER_CLAIM_SECONDS="8",  # a dead worker's unsent claims come back in 10 s, not 35
+        ORDER_CLAIM_MARGIN="2",
         HEALTH_BEAT_SECONDS="3600",
     )
 
