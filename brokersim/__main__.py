@@ -1,4 +1,4 @@
-"""`python -m brokersim --accounts N --seed S [--base-port P] [--accounts-file F]`."""
+"""`python -m brokersim --accounts N --seed S [--base-port P] [--accounts-file F] [--profile NAME]`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import os
 import signal
 import sys
 
+from . import profiles
 from .simulator import Simulator
+
+WIRE_PROFILES = ("mixed", "sandbox", "live")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,9 +32,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
     p.add_argument(
         "--profile",
-        choices=("mixed", "sandbox", "live"),
+        choices=WIRE_PROFILES + tuple(profiles.PROFILES),
         default="mixed",
-        help="response profile: sandbox (numbers), live (strings) or mixed (alternating)",
+        help="response profile: sandbox (numbers), live (strings) or mixed (alternating); "
+        "or a broker profile for every instance (clean, zerodha, dhan, xts, angel, dead_token, semi_auto)",
+    )
+    p.add_argument(
+        "--profiles",
+        help="broker profiles dealt to the instances in turn, comma-separated (e.g. clean,zerodha,semi_auto)",
     )
     p.add_argument("--api-rate-limit", type=int, default=50, help="API_RATE_LIMIT per second (default 50)")
     p.add_argument("--order-rate-limit", type=int, default=10, help="ORDER_RATE_LIMIT per second (default 10)")
@@ -44,6 +52,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.accounts < 0 or args.tick_rate <= 0:
         p.error("--accounts must be >= 0 and --tick-rate > 0")
+    # --profile takes either kind: a wire profile (how numbers are rendered) or a broker profile
+    # (which brings its own wire profile when it is a real broker's).
+    args.broker_profiles = None
+    if args.profile not in WIRE_PROFILES:
+        if args.profiles:
+            p.error("give a broker profile with --profile or --profiles, not both")
+        args.broker_profiles, args.profile = [args.profile], "mixed"
+    elif args.profiles:
+        args.broker_profiles = [n.strip() for n in args.profiles.split(",") if n.strip()]
+        unknown = [n for n in args.broker_profiles if n not in profiles.PROFILES]
+        if unknown or not args.broker_profiles:
+            p.error(f"--profiles: unknown {unknown}; profiles are {', '.join(profiles.PROFILES)}")
     return args
 
 
@@ -65,6 +85,7 @@ async def main(args: argparse.Namespace) -> int:
         start=start,
         tick_rate=args.tick_rate,
         profile=args.profile,
+        broker_profiles=args.broker_profiles,
         api_rate_limit=args.api_rate_limit,
         order_rate_limit=args.order_rate_limit,
         replay=replay,

@@ -9,6 +9,7 @@ import math
 from aiohttp import web
 
 from . import faults as fl
+from . import gate, profiles
 from . import instruments as ins
 from .faults import PriceFault
 from .gate import respond
@@ -164,6 +165,44 @@ async def session(request: web.Request) -> web.Response:
     return respond(200, {"status": "success", "expired": inst.session_expired})
 
 
+def _profile_state(inst: Instance) -> dict:
+    return {
+        "profile": inst.broker_profile.name,
+        "wire": inst.profile,
+        "broker": inst.broker,
+        "pending_approvals": sorted(inst.profile_state.queued),
+    }
+
+
+async def profile_get(request: web.Request) -> web.Response:
+    return respond(200, {"status": "success", **_profile_state(request.app[INSTANCE])})
+
+
+async def profile_set(request: web.Request) -> web.Response:
+    """Switch the instance's broker profile (reset returns it to the one it started with)."""
+    inst = request.app[INSTANCE]
+    d = await _body(request)
+    try:
+        inst.set_profile(profiles.get(str(d.get("profile"))))
+    except ValueError as e:
+        return _bad(str(e))
+    return respond(200, {"status": "success", **_profile_state(inst)})
+
+
+async def approve(request: web.Request) -> web.Response:
+    """Approve a semi-auto order queued in the Action Center: it is placed now, as it would have
+    been; `result` is what the placement route would have answered."""
+    inst = request.app[INSTANCE]
+    d = await _body(request)
+    try:
+        name, data = profiles.approve(inst.profile_state, d.get("pending_order_id"))
+    except gate.Reply as r:
+        return respond(r.status, r.body)
+    code, out = gate.run_handler(inst, name, HANDLERS[name][1], data, None)
+    body = {"status": "success", "pending_order_id": d["pending_order_id"], "http_status": code, "result": out}
+    return respond(200, body)
+
+
 async def ledger(request: web.Request) -> web.Response:
     """Every order the engine really holds, whatever the client was told (faults included)."""
     inst = request.app[INSTANCE]
@@ -216,6 +255,8 @@ async def status(request: web.Request) -> web.Response:
             "name": inst.name,
             "broker": inst.broker,
             "profile": inst.profile,
+            "broker_profile": inst.broker_profile.name,
+            "pending_approvals": sorted(inst.profile_state.queued),
             "tick": market.tick_no,
             "ts": market.ts_ms,
             "paused": market.paused,
@@ -261,6 +302,9 @@ ROUTES = (
     ("GET", "/_sim/ledger", ledger),
     ("POST", "/_sim/reset", reset),
     ("GET", "/_sim/status", status),
+    ("GET", "/_sim/profile", profile_get),
+    ("POST", "/_sim/profile", profile_set),
+    ("POST", "/_sim/approve", approve),
 )
 
 

@@ -63,6 +63,7 @@ class Order:
     blocked_margin: float = 0.0
     partial_limit: int | None = None  # fault: fill at most this much
     hide_avg_polls: int = 0  # fault: orderstatus shows average_price 0 for this many reads
+    modified: bool = False  # XTS brokers show a modified live order as "Replaced"
 
     @property
     def pending_quantity(self) -> int:
@@ -446,6 +447,7 @@ class Account:
         order.trigger_price = trigger_price if pricetype in ("SL", "SL-M") else 0.0
         order.quantity = max(qty, order.filled_quantity)
         order.disclosed_quantity = disclosed_quantity
+        order.modified = True
         order.status = TRIGGER_PENDING if pricetype in ("SL", "SL-M") else OPEN
         order.updated = self.market.now
         self._emit(order)

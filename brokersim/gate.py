@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import faults as fl
+from . import profiles, wire
 from . import schemas as sc
-from . import wire
 from .faults import Fault, FaultKind
 from .handlers.reply import Reply
 from .instance import INSTANCE
@@ -98,13 +98,18 @@ def check_rate_limit(bucket: MovingWindow, endpoint: str, client: str) -> None:
 
 
 # ---------------------------------------------------------------------- 2. faults before
-async def apply_before(request: web.Request, endpoint: str, before: list[Fault]) -> web.StreamResponse | None:
+async def apply_before(
+    request: web.Request, endpoint: str, before: list[Fault], profile: profiles.Profile = profiles.CLEAN
+) -> web.StreamResponse | None:
     """Act on the request-side faults in arming order; a response means stop here."""
     for f in before:
         if f.kind == FaultKind.LATENCY:
             await asyncio.sleep(float(f.value or 0) / 1000.0)
         elif f.kind == FaultKind.STATUS:
-            return status_fault(int(f.value or 500), endpoint)
+            code = int(f.value or 500)
+            # A 500 is the broker failing: some brokers' books turn that into an empty book.
+            empty = profiles.error_as_empty(profile, endpoint) if code == 500 else None
+            return respond(200, empty) if empty is not None else status_fault(code, endpoint)
         elif f.kind == FaultKind.HANG:
             await asyncio.sleep(float(f.value or 120))
             abort(request, rst=False)
@@ -171,16 +176,27 @@ def authenticate(inst: Instance, endpoint: str, data: dict) -> None:
     if data.get("apikey") != inst.api_key:
         raise Reply(403, {"status": "error", "message": INVALID_KEY})
     if inst.session_expired and endpoint not in KEY_ONLY:
+        empty = profiles.error_as_empty(inst.broker_profile, endpoint)
+        if empty is not None:
+            raise Reply(200, empty)
         raise Reply(403, {"status": "error", "message": INVALID_KEY})
 
 
 # ---------------------------------------------------------------------- 5. handler and after
 def execute(inst: Instance, ep: Endpoint, data: dict, fault: Fault | None) -> tuple[int, Any]:
+    """The handler's answer, unless the broker profile answers instead (dead token, semi-auto)."""
+    instead = profiles.intercept(inst.broker_profile, inst.profile_state, ep.name, data)
+    if instead is not None:
+        return instead
+    return run_handler(inst, ep.name, ep.handler, data, fault)
+
+
+def run_handler(inst: Instance, name: str, handler: Handler, data: dict, fault: Fault | None) -> tuple[int, Any]:
     try:
-        status, out = 200, ep.handler(inst, data, fault.for_engine() if fault else None)
+        status, out = 200, handler(inst, data, fault.for_engine() if fault else None)
     except Reply as r:
         status, out = r.status, r.body
-    if status == 200 and ep.name in ANALYZER_ROUTED and inst.profile == wire.SANDBOX and isinstance(out, dict):
+    if status == 200 and name in ANALYZER_ROUTED and inst.profile == wire.SANDBOX and isinstance(out, dict):
         out.setdefault("mode", "analyze")
     return status, out
 
@@ -226,7 +242,7 @@ async def serve(inst: Instance, ep: Endpoint, request: web.Request) -> web.Strea
     try:
         check_rate_limit(bucket_for(inst, ep.name), ep.name, request.remote or "?")
         armed = fl.arm(inst.faults, ep.name)
-        early = await apply_before(request, ep.name, armed.before)
+        early = await apply_before(request, ep.name, armed.before, inst.broker_profile)
         if early is not None:
             return early
         if armed.deferred is not None:

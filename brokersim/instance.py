@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import wire
+from . import profiles, wire
 from .engine import Account, Order
 from .faults import Fault
 from .feed import Feed
@@ -44,8 +44,15 @@ class Instance:
     feed: Feed = None  # type: ignore[assignment]
     # Work scheduled for later (late_execute), cancelled by reset.
     pending: set[asyncio.TimerHandle] = field(default_factory=set)
+    # The broker profile it starts with (and returns to on reset), and the one in force.
+    home_profile: profiles.Profile = profiles.CLEAN
+    broker_profile: profiles.Profile = profiles.CLEAN
+    profile_state: profiles.ProfileState = field(default_factory=profiles.ProfileState)
 
     def __post_init__(self) -> None:
+        # What a profile that does not set them falls back to.
+        self.home_wire, self.home_broker = self.profile, self.broker
+        self.set_profile(self.home_profile)
         self.feed = Feed(self)
         # OpenAlgo limits order routes and other routes separately (see gate.BUCKET_OF).
         self.limits = {
@@ -96,6 +103,14 @@ class Instance:
             }
         )
 
+    def set_profile(self, profile: profiles.Profile) -> None:
+        """Switch broker profile: a real broker's quirks come with the live wire profile and its
+        name. Orders already placed count as read (no transient states), queued orders drop."""
+        self.broker_profile = profile
+        self.profile = wire.LIVE if profile.live else self.home_wire
+        self.broker = profile.broker or self.home_broker
+        self.profile_state = profiles.ProfileState(seen=set(self.account.orders))
+
     def call_later(self, delay: float, fn: Callable[[], object]) -> None:
         """Run `fn` in `delay` seconds on the running loop, unless the instance is reset first."""
 
@@ -115,6 +130,7 @@ class Instance:
         self.account.holdings = fresh.holdings
         self.account.capital = fresh.capital
         self.faults.clear()
+        self.set_profile(self.home_profile)
         self.session_expired = False
         self.requests.clear()
         self.feed.stalled = False

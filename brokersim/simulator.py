@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 
 from . import instruments as ins
-from . import pricing, wire
+from . import pricing, profiles, wire
 from .engine import Account, Holding
 from .faults import PriceFault
 from .feed import ltp_data, tick_data
@@ -35,6 +35,7 @@ class Simulator:
         start: dt.datetime | None = None,
         tick_rate: float = 5.0,
         profile: str = "mixed",
+        broker_profiles: list[str] | None = None,
         api_rate_limit: int = 50,
         order_rate_limit: int = 10,
         replay: list[dict] | None = None,
@@ -55,17 +56,19 @@ class Simulator:
         if self.record_file:
             self.record_file.write(self.market.record_header() + "\n" + self.market.record_line() + "\n")
         self.instances: list[Instance] = []
+        cycle = [profiles.get(name) for name in broker_profiles or ["clean"]]
         for i in range(1, accounts + 1):
             if profile == "mixed":
                 prof = wire.SANDBOX if i % 2 else wire.LIVE
             else:
                 prof = profile
             key = hashlib.sha256(f"brokersim:{seed}:{i}".encode()).hexdigest()
-            self.instances.append(
-                Instance(
-                    self, i, f"paper-{i:02d}", wire.BROKERS[(i - 1) % len(wire.BROKERS)], key, prof, self.new_account(i)
-                )
+            inst = Instance(
+                self, i, f"paper-{i:02d}", wire.BROKERS[(i - 1) % len(wire.BROKERS)], key, prof, self.new_account(i)
             )
+            inst.home_profile = cycle[(i - 1) % len(cycle)]
+            inst.set_profile(inst.home_profile)
+            self.instances.append(inst)
         self.ticks_delivered = 0
 
     def new_account(self, i: int) -> Account:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import wire
+from .. import profiles, wire
 from ..faults import FaultKind
 from .reply import err
 
@@ -16,11 +16,17 @@ def orderbook(inst: Instance, d: dict, fault: dict | None) -> dict:
     shown = None
     if fault and fault["kind"] == FaultKind.ORDERBOOK_OMITS:
         shown = fault.get("known", frozenset())  # the orders known when the fault was armed
-    return {"status": "success", "data": wire.orderbook(inst.account, inst.profile, shown)}
+    book = wire.orderbook(inst.account, inst.profile, shown)
+    profiles.shape_orders(inst.broker_profile, inst.profile_state, book["orders"], inst.account.orders)
+    return {"status": "success", "data": book}
 
 
 def tradebook(inst: Instance, d: dict, fault: dict | None) -> dict:
-    return {"status": "success", "data": wire.tradebook(inst.account, inst.profile)}
+    rows = wire.tradebook(inst.account, inst.profile)
+    if not inst.broker_profile.strategy_field:
+        for r in rows:
+            r.pop("strategy", None)
+    return {"status": "success", "data": rows}
 
 
 def positionbook(inst: Instance, d: dict, fault: dict | None) -> dict:
@@ -45,6 +51,12 @@ def orderstatus(inst: Instance, d: dict, fault: dict | None) -> dict:
     if o is None:
         raise err(404, f"Order {d['orderid']} not found")
     row = wire.order_row(o, inst.profile, for_status=True)
+    if inst.broker_profile.status_text is not None:
+        row["order_status"] = profiles.order_status(
+            inst.broker_profile, inst.profile_state, o, inst.account.orders.values()
+        )
+    if not inst.broker_profile.strategy_field:
+        row.pop("strategy", None)
     if o.hide_avg_polls > 0 and o.status == "complete":
         o.hide_avg_polls -= 1
     return {"status": "success", "data": row}
