@@ -30,6 +30,7 @@ def main() -> None:
             "-m",
             "pytest",
             "-q",
+            "--timeout=3600",  # 20 trials of each outlast the suite's 300 s per test
             "trading/tests/test_orders.py::test_exactly_once_under_faults",
             "trading/tests/test_worker_faults.py",
         ],

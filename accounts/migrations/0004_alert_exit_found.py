@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_orderpath'),
+        ("accounts", "0003_orderpath"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='alert',
-            name='kind',
-            field=models.CharField(choices=[('exit_attention', 'Exit needs attention'), ('exit_found', 'Exit found at the broker after all'), ('broker_unreadable', 'Broker books unreadable')], max_length=30),
+            model_name="alert",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("exit_attention", "Exit needs attention"),
+                    ("exit_found", "Exit found at the broker after all"),
+                    ("broker_unreadable", "Broker books unreadable"),
+                ],
+                max_length=30,
+            ),
         ),
     ]
