@@ -8,20 +8,19 @@ import json
 import re
 
 import pytest
-from django.conf import settings
 
 from accounts import services as account_services
 from accounts.selectors import account_card, account_get_by_id
 from trading.models import Order
 from trading.tests.factories import OrderFactory
-from trading.tests.test_books_live import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, in_thread
+from trading.tests.test_books_live import ARTIFACTS, in_thread, signed_in_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROSE_600 = "oklch(0.586 0.253 17.585)"  # Tailwind 4's rose-600, as the browser reports it
 
 
 def test_an_exit_needing_attention_turns_the_dashboard_and_the_order_red(live_server, client, alice):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     alpha, bravo = (
@@ -30,17 +29,8 @@ def test_an_exit_needing_attention_turns_the_dashboard_and_the_order_red(live_se
         )
         for name in ("alpha", "bravo")
     )
-    client.force_login(alice)
-    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
     sockets: list = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 900})
-        context.add_cookies([{**cookie, "url": live_server.url}])
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with signed_in_page(live_server, client, alice) as (page, errors):
         page.route_web_socket(re.compile(r".*/ws/dashboard/$"), lambda ws: sockets.append(ws))
         page.goto(f"{live_server.url}/")
         expect(page.locator("[data-live-status]")).to_have_text("Live updates: on")
@@ -89,5 +79,4 @@ def test_an_exit_needing_attention_turns_the_dashboard_and_the_order_red(live_se
         page.goto(f"{live_server.url}/accounts/")
         expect(page.locator(f'[data-attention-account="{alpha.pk}"]')).to_have_text("Exit needs attention")
         page.screenshot(path=str(ARTIFACTS / "attention-3-accounts.png"), full_page=True)
-        browser.close()
     assert errors == []

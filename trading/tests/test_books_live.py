@@ -7,6 +7,7 @@ to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -35,6 +36,28 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 KEYS = ["NSE:SBIN", "NSE:INFY", "NSE:TCS"]
+
+
+@contextlib.contextmanager
+def signed_in_page(live_server, client, user, *, height: int = 900):
+    """A headless Chromium page on the live server, signed in as `user`; yields the page and the
+    console/page errors it collects (tests assert there are none)."""
+    from playwright.sync_api import sync_playwright
+
+    client.force_login(user)
+    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": height})
+        context.add_cookies([{**cookie, "url": live_server.url}])
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            yield page, errors
+        finally:
+            browser.close()
 
 
 class FakeSockets:
@@ -182,19 +205,10 @@ def books(alice):
 
 
 def test_prices_and_fills_keep_rows_subtotals_totals_and_note_in_step(live_server, client, alice, books):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    client.force_login(alice)
-    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 1000})
-        context.add_cookies([{**cookie, "url": live_server.url}])
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with signed_in_page(live_server, client, alice, height=1000) as (page, errors):
         sockets = FakeSockets(page)
         page.goto(f"{live_server.url}/trading/books/")
 
@@ -271,27 +285,17 @@ def test_prices_and_fills_keep_rows_subtotals_totals_and_note_in_step(live_serve
         # One number formatter for every page, the same as the server's.
         values = [0, -0.004, 0.005, 1.005, 2.675, -2.5, 1234567.891, -98765432.105, 99999.995, 10000000]
         assert page.evaluate("vs => vs.map(v => AM.num(v))", values) == [inr(v) for v in values]
-        browser.close()
     assert errors == []
 
 
 def test_the_dashboard_reads_what_it_missed_after_a_reconnect(live_server, client, alice, books):
     """The same socket helper on another page: after a drop, the cards are read again."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from accounts.models import TradingAccount
 
-    client.force_login(alice)
-    cookie = {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value}
     sockets: list = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1360, "height": 900})
-        context.add_cookies([{**cookie, "url": live_server.url}])
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with signed_in_page(live_server, client, alice, height=900) as (page, errors):
         page.route_web_socket(re.compile(r".*/ws/dashboard/$"), lambda ws: sockets.append(ws))
         page.goto(f"{live_server.url}/")
         status = page.locator("[data-live-status]")
@@ -308,5 +312,4 @@ def test_the_dashboard_reads_what_it_missed_after_a_reconnect(live_server, clien
         expect(card).to_have_text("₹12,34,567.50")
         expect(page.locator('[data-total="cash"]')).to_have_text("₹12,34,567.50")
         page.screenshot(path=str(ARTIFACTS / "dashboard-live-resynced.png"), full_page=True)
-        browser.close()
     assert len(sockets) == 2 and errors == []
