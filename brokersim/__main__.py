@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replay", help="play back a file written by --record, tick for tick")
     p.add_argument("--fast", action="store_true", help="tick as fast as possible instead of in real time")
     p.add_argument("--max-ticks", type=int, help="stop after this many ticks")
+    p.add_argument(
+        "--auto-rollover",
+        action="store_true",
+        help="run the daily rollover as the market clock crosses its times (MIS square-off 15:15, MCX 23:30; "
+        "day orders expire at the close; books cleared at 03:00 IST); otherwise only POST /_sim/rollover does",
+    )
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     if args.accounts < 0 or args.tick_rate <= 0:
@@ -93,6 +99,7 @@ async def main(args: argparse.Namespace) -> int:
         fast=args.fast,
         max_ticks=args.max_ticks,
         history_days=args.history_days,
+        auto_rollover=args.auto_rollover,
     )
     try:
         await sim.start(args.base_port)

@@ -8,6 +8,16 @@ Expiry rules in force since September 2025 (NSE circular on expiry days):
 * BSE: SENSEX weekly on Thursday, monthly on the last Thursday.
 * Futures are monthly, expiring with the monthly options.
 * An expiry that falls on a trading holiday moves to the previous trading day.
+* MCX commodity futures are monthly on a fixed day of the month (a simplification of MCX's
+  contract specifications: crude oil around the 19th, natural gas around the 26th, gold mini
+  on the 5th), moved to the previous trading day like the rest. brokersim uses the NSE holiday
+  list for MCX too (MCX really keeps its evening session on many of them).
+
+Sessions: NSE/BSE 09:15–15:30, MCX 09:00–23:30. brokersim's market ticks around the clock; the
+sessions decide when a contract stops being listed on its expiry day, the day's history bars,
+and the daily rollover: MIS square-off at 15:15 (CDS/BCD 16:45, NCDEX 17:00, MCX 23:30, as
+OpenAlgo's sandbox does it), unfilled day orders expired at each exchange's close, and the
+books of the day cleared at 03:00 (when OpenAlgo's broker sessions expire).
 """
 
 from __future__ import annotations
@@ -18,6 +28,14 @@ from zoneinfo import ZoneInfo
 IST = ZoneInfo("Asia/Kolkata")
 MARKET_OPEN = dt.time(9, 15)
 MARKET_CLOSE = dt.time(15, 30)
+MCX_OPEN = dt.time(9, 0)
+MCX_CLOSE = dt.time(23, 30)
+NEW_DAY = dt.time(3, 0)  # the books of the previous day are gone from this time on
+SQUARE_OFF = dt.time(15, 15)
+# MIS square-off times that differ from SQUARE_OFF (OpenAlgo's sandbox defaults).
+SQUARE_OFF_AT = {"CDS": dt.time(16, 45), "BCD": dt.time(16, 45), "NCDEX": dt.time(17, 0), "MCX": dt.time(23, 30)}
+# Exchanges that keep trading after the equity close (their day orders expire later).
+EVENING_CLOSE = {"MCX": MCX_CLOSE, "CDS": dt.time(17, 0), "BCD": dt.time(17, 0), "NCDEX": dt.time(17, 0)}
 
 # NSE/BSE equity and F&O trading holidays (weekday holidays only; weekends are closed anyway).
 HOLIDAYS: frozenset[dt.date] = frozenset(
@@ -79,6 +97,18 @@ def _last_weekday_of_month(year: int, month: int, weekday: int) -> dt.date:
     return day
 
 
+def monthly_expiries_on_day(today: dt.date, day_of_month: int, count: int) -> list[dt.date]:
+    """The next `count` expiries on a fixed day of each month on or after `today` (holiday-adjusted)."""
+    out: list[dt.date] = []
+    year, month = today.year, today.month
+    while len(out) < count:
+        exp = previous_trading_day(dt.date(year, month, day_of_month))
+        if exp >= today:
+            out.append(exp)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
 def monthly_expiries(today: dt.date, weekday: int, count: int) -> list[dt.date]:
     """The next `count` monthly expiries on or after `today` (holiday-adjusted)."""
     out: list[dt.date] = []
@@ -124,5 +154,45 @@ def parse_ddmmmyy(text: str) -> dt.date | None:
         return None
 
 
-def session_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    return (dt.datetime.combine(day, MARKET_OPEN, IST), dt.datetime.combine(day, MARKET_CLOSE, IST))
+def open_time(exchange: str = "NSE") -> dt.time:
+    return MCX_OPEN if exchange == "MCX" else MARKET_OPEN
+
+
+def close_time(exchange: str = "NSE") -> dt.time:
+    return EVENING_CLOSE.get(exchange, MARKET_CLOSE)
+
+
+def square_off_time(exchange: str) -> dt.time:
+    return SQUARE_OFF_AT.get(exchange, SQUARE_OFF)
+
+
+def session_bounds(day: dt.date, exchange: str = "NSE") -> tuple[dt.datetime, dt.datetime]:
+    return (dt.datetime.combine(day, open_time(exchange), IST), dt.datetime.combine(day, close_time(exchange), IST))
+
+
+# Exchanges with a session: the daily rollover acts on their MIS positions and day orders.
+SESSION_EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX")
+ROLLOVER_STAGES = ("squareoff", "close", "new_day")
+
+
+def rollover_events(after: dt.datetime, upto: dt.datetime) -> list[tuple[str, frozenset[str] | None]]:
+    """The rollover stages whose time falls in (after, upto], in time order: (stage, exchanges it
+    acts on, None for all). Every calendar day has them (brokersim's market never closes)."""
+    times: dict[tuple[dt.time, str], set[str]] = {}
+    for ex in SESSION_EXCHANGES:
+        times.setdefault((square_off_time(ex), "squareoff"), set()).add(ex)
+        times.setdefault((close_time(ex), "close"), set()).add(ex)
+    a, b = after.astimezone(IST), upto.astimezone(IST)
+    out: list[tuple[dt.datetime, int, str, frozenset[str] | None]] = []
+    day = a.date()
+    while day <= b.date():
+        new_day = dt.datetime.combine(day, NEW_DAY, IST)
+        if a < new_day <= b:
+            out.append((new_day, 0, "new_day", None))
+        for (t, stage), exchanges in times.items():
+            at = dt.datetime.combine(day, t, IST)
+            if a < at <= b:
+                out.append((at, 1 if stage == "squareoff" else 2, stage, frozenset(exchanges)))
+        day += dt.timedelta(days=1)
+    out.sort(key=lambda e: (e[0], e[1]))
+    return [(stage, exchanges) for _, _, stage, exchanges in out]

@@ -74,9 +74,10 @@ async def price(request: web.Request) -> web.Response:
         else:
             return _bad("give move_pct or ltp")
         found = market.lookup(u.name, u.exchange)
+        ltp = market.ltp(found) if found is not None else spot  # a commodity has no listed spot
         return respond(
             200,
-            {"status": "success", "symbol": u.name, "exchange": u.exchange, "ltp": market.ltp(found), "spot": spot},
+            {"status": "success", "symbol": u.name, "exchange": u.exchange, "ltp": ltp, "spot": spot},
         )
     found = market.lookup(str(d.get("symbol")), str(d.get("exchange")))
     if found is None:
@@ -203,10 +204,26 @@ async def approve(request: web.Request) -> web.Response:
     return respond(200, body)
 
 
-async def ledger(request: web.Request) -> web.Response:
-    """Every order the engine really holds, whatever the client was told (faults included)."""
+async def rollover(request: web.Request) -> web.Response:
+    """Run a stage of the daily rollover on this instance now, whatever the market clock says."""
     inst = request.app[INSTANCE]
-    orders = sorted(inst.account.orders.values(), key=lambda o: (o.created, o.orderid))
+    d = await _body(request)
+    exchanges = d.get("exchanges")
+    if exchanges is not None and not (isinstance(exchanges, list) and all(isinstance(e, str) for e in exchanges)):
+        return _bad("exchanges must be a list of exchange names")
+    try:
+        done = inst.rollover(str(d.get("stage")), exchanges)
+    except ValueError as e:
+        return _bad(str(e))
+    return respond(200, {"status": "success", "stage": d["stage"], **done})
+
+
+async def ledger(request: web.Request) -> web.Response:
+    """Every order the engine really holds, whatever the client was told (faults included), of
+    every day since the last reset: a rollover clears the books, not the ledger."""
+    inst = request.app[INSTANCE]
+    acc = inst.account
+    orders = [*acc.archive, *sorted(acc.orders.values(), key=lambda o: (o.created, o.orderid))]
     return respond(
         200,
         {
@@ -225,6 +242,9 @@ async def ledger(request: web.Request) -> web.Response:
                     "filled_quantity": o.filled_quantity,
                     "average_price": round(o.average_price, 2),
                     "strategy": o.strategy,
+                    "placed_by": o.placed_by,
+                    "remark": o.remark,
+                    "session": o.session,
                 }
                 for o in orders
             ]
@@ -263,6 +283,8 @@ async def status(request: web.Request) -> web.Response:
             "session_expired": inst.session_expired,
             "requests": dict(inst.requests),
             "open_orders": len(inst.account.open_orders()),
+            "session": inst.account.session,
+            "auto_rollover": inst.sim.auto_rollover,
             "ws": _ws_state(inst),
             "faults": _faults(inst),
         },
@@ -305,6 +327,7 @@ ROUTES = (
     ("GET", "/_sim/profile", profile_get),
     ("POST", "/_sim/profile", profile_set),
     ("POST", "/_sim/approve", approve),
+    ("POST", "/_sim/rollover", rollover),
 )
 
 

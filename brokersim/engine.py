@@ -6,6 +6,16 @@ wait as `trigger pending` until LTP reaches the trigger, then SL-M fills at LTP 
 LTP if its limit is satisfied (else it rests as an open LIMIT). Fills are full quantity
 unless a `partial_fill` fault is armed. Margin is blocked at placement for orders that add
 exposure and released proportionally as positions shrink.
+
+Quantities are in the account's own units. A broker that counts some exchange in contracts
+(Zerodha on MCX: lot size 1, one contract = 100 barrels of CRUDEOIL) has those exchanges in
+`contract_exchanges`; its positions and trades then carry the lot size as a multiplier, so
+P&L, margin and trade value are the same money as the unit-counting position elsewhere.
+
+Daily rollover (`square_off`, `expire_day_orders`, `new_day`): the broker squares off MIS
+positions with MARKET orders of its own (no strategy, `placed_by` "broker"), day orders left
+unfilled at the close are cancelled as expired, and at 03:00 the day's orders and trades are
+gone from the books (kept in `archive` for the ledger) while NRML positions carry over.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import datetime as dt
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 
 from . import calendar as cal
@@ -23,6 +33,10 @@ from .faults import MAX_DELAY_S, FaultKind
 from .market import Market
 
 OPEN, TRIGGER_PENDING, COMPLETE, CANCELLED, REJECTED = "open", "trigger pending", "complete", "cancelled", "rejected"
+BY_API, BY_BROKER = "api", "broker"
+SQUARE_OFF_REMARK = "Auto square-off by broker (MIS)"
+SQUARE_OFF_CANCEL_REMARK = "Cancelled by broker at MIS square-off"
+EXPIRED_REMARK = "Expired at end of day (unfilled DAY order)"
 ACTIVE_STATUSES = (OPEN, TRIGGER_PENDING)
 
 EQUITY_MIS_LEVERAGE = 5.0
@@ -64,6 +78,10 @@ class Order:
     partial_limit: int | None = None  # fault: fill at most this much
     hide_avg_polls: int = 0  # fault: orderstatus shows average_price 0 for this many reads
     modified: bool = False  # XTS brokers show a modified live order as "Replaced"
+    placed_by: str = BY_API  # BY_BROKER: the broker's own order (MIS square-off)
+    remark: str = ""  # why the broker placed, cancelled or expired it
+    expired: bool = False  # cancelled at the close as an unfilled day order
+    session: int = 0  # the trading session (day) it was placed in
 
     @property
     def pending_quantity(self) -> int:
@@ -82,6 +100,8 @@ class Trade:
     price: float
     product: str
     ts: dt.datetime
+    multiplier: int = 1  # units per quantity counted (a lot, where the broker counts contracts)
+    placed_by: str = BY_API
 
 
 @dataclass
@@ -93,6 +113,7 @@ class Position:
     average_price: float = 0.0
     realized_pnl: float = 0.0
     blocked_margin: float = 0.0
+    multiplier: int = 1  # units per quantity counted (a lot, where the broker counts contracts)
 
 
 def apply_fill(pos: Position, signed_qty: int, price: float) -> float:
@@ -110,7 +131,7 @@ def apply_fill(pos: Position, signed_qty: int, price: float) -> float:
         return 0.0
     closed = min(abs(q), abs(signed_qty))
     direction = 1 if q > 0 else -1
-    realized = (price - pos.average_price) * closed * direction
+    realized = (price - pos.average_price) * closed * direction * pos.multiplier
     new_q = q + signed_qty
     pos.quantity = new_q
     if new_q == 0:
@@ -148,13 +169,33 @@ class Account:
     # position as it was before that fill, None if it did not exist). Undoing the fills after
     # a moment, newest first, gives the book as of that moment.
     _history: deque[tuple[float, tuple[str, str, str], Position | None]] = field(default_factory=deque)
+    # Exchanges this broker counts in contracts rather than units (set by the broker profile).
+    contract_exchanges: frozenset[str] = frozenset()
+    # Orders of previous sessions (days), gone from the books but kept for the ledger.
+    archive: list[Order] = field(default_factory=list)
+    session: int = 0
     _seq: int = 0
     _trade_seq: int = 0
 
     def clear_books(self) -> None:
         """Drop orders, trades, positions and their history (holdings and capital stay)."""
         self.orders, self.trades, self.positions = {}, [], {}
+        self.archive, self.session = [], 0
         self._history.clear()
+
+    # -------------------------------------------------------------- units
+    def in_contracts(self, inst: ins.Instrument) -> bool:
+        return inst.exchange in self.contract_exchanges and inst.kind in ("future", "option")
+
+    def lot_size(self, inst: ins.Instrument) -> int:
+        return 1 if self.in_contracts(inst) else inst.lot_size
+
+    def freeze_qty(self, inst: ins.Instrument) -> int:
+        return inst.freeze_qty // inst.lot_size if self.in_contracts(inst) else inst.freeze_qty
+
+    def multiplier(self, inst: ins.Instrument) -> int:
+        """Units per quantity counted: the lot size where the broker counts contracts, else 1."""
+        return inst.lot_size if self.in_contracts(inst) else 1
 
     # -------------------------------------------------------------- identifiers
     def _next_orderid(self) -> str:
@@ -182,7 +223,7 @@ class Account:
         inst = self.market.lookup(pos.symbol, pos.exchange)
         if inst is None:
             return 0.0
-        return (self.market.ltp(inst) - pos.average_price) * pos.quantity
+        return (self.market.ltp(inst) - pos.average_price) * pos.quantity * pos.multiplier
 
     @property
     def unrealized_pnl(self) -> float:
@@ -193,6 +234,7 @@ class Account:
         return self.capital + self.realized_pnl - self.used_margin
 
     def margin_for(self, inst: ins.Instrument, action: str, qty: int, price: float, product: str) -> float:
+        qty *= self.multiplier(inst)
         if inst.kind == "equity":
             return qty * price / (EQUITY_MIS_LEVERAGE if product == "MIS" else 1.0)
         if inst.kind == "future":
@@ -202,11 +244,11 @@ class Account:
         spot = self.market.spots[inst.underlying.name]
         return qty * (spot * OPTION_SELL_MARGIN_RATE + price)
 
-    def _position(self, symbol: str, exchange: str, product: str) -> Position:
+    def _position(self, symbol: str, exchange: str, product: str, multiplier: int = 1) -> Position:
         key = (symbol, exchange, product)
         pos = self.positions.get(key)
         if pos is None:
-            pos = self.positions[key] = Position(symbol, exchange, product)
+            pos = self.positions[key] = Position(symbol, exchange, product, multiplier=multiplier)
         return pos
 
     def net_quantity(self, symbol: str, exchange: str, product: str) -> int:
@@ -263,6 +305,8 @@ class Account:
         trigger_price: float = 0.0,
         disclosed_quantity: int = 0,
         fault: dict | None = None,
+        placed_by: str = BY_API,
+        remark: str = "",
     ) -> Order:
         action = action.upper()
         inst = self.market.lookup(symbol, exchange)
@@ -277,10 +321,11 @@ class Account:
             raise OrderError("NRML product is not allowed for equity segment. Use CNC or MIS.")
         if product == "CNC" and exchange in ins.FNO_EXCHANGES:
             raise OrderError("CNC product is not allowed for derivatives. Use NRML or MIS.")
-        if qty % inst.lot_size:
-            raise OrderError(f"Quantity must be in multiples of lot size {inst.lot_size} for {symbol}")
-        if inst.freeze_qty and qty > inst.freeze_qty:
-            raise OrderError(f"Quantity {qty} exceeds freeze quantity {inst.freeze_qty} for {symbol}. Use splitorder.")
+        lot, freeze = self.lot_size(inst), self.freeze_qty(inst)
+        if qty % lot:
+            raise OrderError(f"Quantity must be in multiples of lot size {lot} for {symbol}")
+        if freeze and qty > freeze:
+            raise OrderError(f"Quantity {qty} exceeds freeze quantity {freeze} for {symbol}. Use splitorder.")
         if pricetype in ("LIMIT", "SL") and price <= 0:
             raise OrderError(f"Price is required for {pricetype} orders")
         if pricetype in ("SL", "SL-M") and trigger_price <= 0:
@@ -292,7 +337,9 @@ class Account:
             if qty > held:
                 orderid = self._next_orderid()
                 reason = f"Insufficient holdings to sell {qty} {symbol}: holding {held}"
-                self.orders[orderid] = Order(orderid, *fields, REJECTED, now, now, rejection_reason=reason)
+                self.orders[orderid] = Order(
+                    orderid, *fields, REJECTED, now, now, rejection_reason=reason, session=self.session
+                )
                 raise OrderError(reason, orderid)
         quote = self.market.quote(inst)
         basis = {"MARKET": quote.ltp, "LIMIT": price, "SL": price, "SL-M": trigger_price}[pricetype]
@@ -303,7 +350,17 @@ class Account:
         if need > self.available_cash + 1e-9:
             raise OrderError(f"Insufficient funds. Required margin: {need:.2f}, Available: {self.available_cash:.2f}")
         status = OPEN if pricetype in ("MARKET", "LIMIT") else TRIGGER_PENDING
-        order = Order(self._next_orderid(), *fields, status, now, now, blocked_margin=need)
+        order = Order(
+            self._next_orderid(),
+            *fields,
+            status,
+            now,
+            now,
+            blocked_margin=need,
+            placed_by=placed_by,
+            remark=remark,
+            session=self.session,
+        )
         self.orders[order.orderid] = order
         fault = fault or {}
         if fault.get("kind") == FaultKind.REJECT:
@@ -314,7 +371,7 @@ class Account:
             return order
         if fault.get("kind") == FaultKind.PARTIAL_FILL:
             frac = float(fault.get("value") or 0.5)
-            order.partial_limit = max(inst.lot_size, int(qty * frac) // inst.lot_size * inst.lot_size)
+            order.partial_limit = max(lot, int(qty * frac) // lot * lot)
         if fault.get("kind") == FaultKind.LATE_AVERAGE_PRICE:
             order.hide_avg_polls = int(fault.get("value") or 3)
         self._emit(order)
@@ -355,7 +412,7 @@ class Account:
         now = self.market.now
         prior = self.positions.get((order.symbol, order.exchange, order.product))
         self._record_fill((order.symbol, order.exchange, order.product), replace(prior) if prior else None)
-        pos = self._position(order.symbol, order.exchange, order.product)
+        pos = self._position(order.symbol, order.exchange, order.product, self.multiplier(inst))
         signed = qty if order.action == "BUY" else -qty
         # Margin: release what the order blocked for this part, then re-block at the fill price.
         released_order = order.blocked_margin * (qty / remaining) if remaining else 0.0
@@ -392,6 +449,8 @@ class Account:
                 price,
                 order.product,
                 now,
+                pos.multiplier,
+                order.placed_by,
             )
         )
         if order.product == "CNC" and order.action == "SELL":
@@ -436,8 +495,8 @@ class Account:
             raise OrderError(f"Cannot modify order in {order.status} status")
         inst = self.market.lookup(order.symbol, order.exchange)
         qty = int(quantity)
-        if inst is not None and qty % inst.lot_size:
-            raise OrderError(f"Quantity must be in multiples of lot size {inst.lot_size} for {order.symbol}")
+        if inst is not None and qty % self.lot_size(inst):
+            raise OrderError(f"Quantity must be in multiples of lot size {self.lot_size(inst)} for {order.symbol}")
         if pricetype in ("LIMIT", "SL") and price <= 0:
             raise OrderError(f"Price is required for {pricetype} orders")
         if pricetype in ("SL", "SL-M") and trigger_price <= 0:
@@ -455,7 +514,7 @@ class Account:
             self._try_fill(order, inst, at_placement=True)
         return order
 
-    def cancel(self, orderid: str) -> Order:
+    def cancel(self, orderid: str, remark: str = "", expired: bool = False) -> Order:
         order = self.get(orderid)
         if order is None:
             raise LookupError(orderid)
@@ -464,8 +523,78 @@ class Account:
         order.status = CANCELLED
         order.blocked_margin = 0.0
         order.updated = self.market.now
+        order.remark = remark or order.remark
+        order.expired = expired
         self._emit(order)
         return order
 
     def open_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if o.status in ACTIVE_STATUSES]
+
+    # -------------------------------------------------------------- daily rollover
+    def square_off(self, exchanges: Container[str] | None = None) -> list[Order]:
+        """The broker's MIS square-off (15:15; MCX 23:30): open MIS orders are cancelled, then
+        each open MIS position is closed by a MARKET order the broker places itself. Returns
+        those orders. A position whose contract is no longer listed stays (nothing to trade)."""
+        for o in self.open_orders():
+            if o.product == "MIS" and (exchanges is None or o.exchange in exchanges):
+                self.cancel(o.orderid, SQUARE_OFF_CANCEL_REMARK)
+        placed = []
+        for pos in list(self.positions.values()):
+            if pos.product != "MIS" or pos.quantity == 0 or (exchanges is not None and pos.exchange not in exchanges):
+                continue
+            try:
+                placed.append(
+                    self.place(
+                        strategy="",
+                        symbol=pos.symbol,
+                        exchange=pos.exchange,
+                        action="SELL" if pos.quantity > 0 else "BUY",
+                        quantity=abs(pos.quantity),
+                        product="MIS",
+                        placed_by=BY_BROKER,
+                        remark=SQUARE_OFF_REMARK,
+                    )
+                )
+            except OrderError:
+                continue
+        return placed
+
+    def expire_day_orders(self, exchanges: Container[str] | None = None) -> list[Order]:
+        """At the close every order still open is a DAY order left unfilled: it ends cancelled
+        (marked expired, which a profile may show as such)."""
+        return [
+            self.cancel(o.orderid, EXPIRED_REMARK, expired=True)
+            for o in self.open_orders()
+            if exchanges is None or o.exchange in exchanges
+        ]
+
+    def new_day(self) -> None:
+        """03:00: the day's orders and trades leave the books (the archive keeps the orders for
+        the ledger). The day's realised P&L settles into capital; open NRML (and any MIS the
+        square-off could not close) carry over at their average price; a CNC buy becomes a
+        holding (paid for from capital), a CNC sell's proceeds are credited."""
+        self.archive.extend(sorted(self.orders.values(), key=lambda o: (o.created, o.orderid)))
+        carried: dict[tuple[str, str, str], Position] = {}
+        for key, pos in self.positions.items():
+            self.capital += pos.realized_pnl
+            if pos.quantity == 0:
+                continue
+            if pos.product == "CNC":
+                value = pos.quantity * pos.average_price
+                self.capital -= value
+                if pos.quantity > 0:
+                    self._add_holding(pos.symbol, pos.exchange, pos.quantity, pos.average_price)
+                continue
+            carried[key] = replace(pos, realized_pnl=0.0)
+        self.orders, self.trades, self.positions = {}, [], carried
+        self._history.clear()
+        self.session += 1
+
+    def _add_holding(self, symbol: str, exchange: str, qty: int, price: float) -> None:
+        for h in self.holdings:
+            if h.symbol == symbol and h.exchange == exchange:
+                h.average_price = (h.average_price * h.quantity + price * qty) / (h.quantity + qty)
+                h.quantity += qty
+                return
+        self.holdings.append(Holding(symbol, exchange, qty, price))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from . import calendar as cal
 from . import profiles, wire
 from .engine import Account, Order
 from .faults import Fault
@@ -105,11 +106,32 @@ class Instance:
 
     def set_profile(self, profile: profiles.Profile) -> None:
         """Switch broker profile: a real broker's quirks come with the live wire profile and its
-        name. Orders already placed count as read (no transient states), queued orders drop."""
+        name. Orders already placed count as read (no transient states), queued orders drop.
+        Switch on a flat book: positions keep the units they were opened in."""
         self.broker_profile = profile
+        self.account.contract_exchanges = profile.contracts_on
         self.profile = wire.LIVE if profile.live else self.home_wire
         self.broker = profile.broker or self.home_broker
         self.profile_state = profiles.ProfileState(seen=set(self.account.orders))
+
+    def rollover(self, stage: str, exchanges: Iterable[str] | None = None) -> dict:
+        """Run one stage of the daily rollover on this account: `squareoff` (the broker closes
+        MIS), `close` (unfilled day orders expire), `new_day` (03:00: the day's orders and trades
+        leave the books), or `day_end` (all three in order). What it did, by orderid."""
+        if stage not in (*cal.ROLLOVER_STAGES, "day_end"):
+            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(cal.ROLLOVER_STAGES)}, day_end")
+        only = frozenset(exchanges) if exchanges is not None else None
+        acc = self.account
+        out: dict = {"squared_off": [], "expired": []}
+        if stage in ("squareoff", "day_end"):
+            out["squared_off"] = [o.orderid for o in acc.square_off(only)]
+        if stage in ("close", "day_end"):
+            out["expired"] = [o.orderid for o in acc.expire_day_orders(only)]
+        if stage in ("new_day", "day_end"):
+            acc.new_day()
+            self.profile_state.seen.clear()
+        out["session"] = acc.session
+        return out
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> None:
         """Run `fn` in `delay` seconds on the running loop, unless the instance is reset first."""

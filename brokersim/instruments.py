@@ -3,6 +3,11 @@
 Pure module. Symbols follow OpenAlgo's broker-independent format:
 equity `RELIANCE`; future `NIFTY25NOV25FUT`; option `NIFTY25NOV2524000CE` (strike without a
 trailing `.0`). Options on NSE indices trade on NFO, on BSE indices on BFO.
+
+MCX commodities (CRUDEOIL, CRUDEOILM, GOLDM, NATURALGAS) are listed as monthly futures only
+(`CRUDEOIL19DEC26FUT` on MCX): no spot instrument and no options. Their lot sizes are in the
+units the price is quoted in (barrels, 10 g, mmBtu), as most brokers count them; Zerodha counts
+contracts instead, which the broker profile applies per account (see engine.Account.lot_size).
 """
 
 from __future__ import annotations
@@ -47,10 +52,17 @@ class Underlying:
     weekly: bool = False
     expiry_weekday: int = TUESDAY
     token_base: int = 0
+    tick: float = 0.05  # tick size of its derivatives
+    expiry_day: int = 0  # futures expire on this day of the month (MCX); 0: the weekday rule
 
     @property
     def is_index(self) -> bool:
         return self.exchange.endswith("_INDEX")
+
+    @property
+    def is_commodity(self) -> bool:
+        """Traded on MCX as futures only: its 'spot' is the model price the futures derive from."""
+        return self.fo_exchange == "MCX"
 
 
 # Lot and freeze sizes as OpenAlgo's reference snapshot lists them (they change over time:
@@ -66,8 +78,20 @@ UNDERLYINGS: dict[str, Underlying] = {
         Underlying("SBIN", "NSE", 965.0, 0.25, token_base=3045),
         Underlying("HDFCBANK", "NSE", 990.0, 0.20, token_base=1333),
         Underlying("TCS", "NSE", 3120.0, 0.21, token_base=11536),
+        # MCX: lot in quoted units (CRUDEOIL 100 barrels, GOLDM 100 g = 10 × the 10 g quote,
+        # NATURALGAS 1250 mmBtu); freeze = the exchange's largest single order, 100 lots.
+        *(
+            Underlying(name, "MCX", price, vol, "MCX", 0, lot, 100 * lot, token_base=tb, tick=tick, expiry_day=day)
+            for name, price, vol, lot, tick, day, tb in (
+                ("CRUDEOIL", 5450.0, 0.35, 100, 1.0, 19, 430000),
+                ("CRUDEOILM", 5450.0, 0.35, 10, 1.0, 19, 432000),
+                ("GOLDM", 128500.0, 0.15, 10, 1.0, 5, 434000),
+                ("NATURALGAS", 395.0, 0.55, 1250, 0.1, 26, 436000),
+            )
+        ),
     )
 }
+COMMODITY_NAMES = tuple(n for n, u in UNDERLYINGS.items() if u.is_commodity)
 INDEX_NAMES = tuple(n for n, u in UNDERLYINGS.items() if u.is_index)
 STRIKES_EACH_SIDE = 100  # listed strikes around the reference price
 
@@ -92,7 +116,7 @@ class Instrument:
 
     @property
     def tick_size(self) -> float:
-        return 0.05
+        return self.underlying.tick if self.kind in ("future", "option") else 0.05
 
     @property
     def tradable(self) -> bool:
@@ -132,6 +156,8 @@ _DERIV = re.compile(r"^([A-Z&]+?)(\d{2}[A-Z]{3}\d{2})(?:(FUT)|(\d+(?:\.\d+)?)(CE
 
 @lru_cache(maxsize=256)
 def option_expiries(u: Underlying, today: dt.date) -> tuple[dt.date, ...]:
+    if u.is_commodity:
+        return ()
     monthly = cal.monthly_expiries(today, u.expiry_weekday, 3)
     if not u.weekly:
         return tuple(monthly)
@@ -140,6 +166,8 @@ def option_expiries(u: Underlying, today: dt.date) -> tuple[dt.date, ...]:
 
 @lru_cache(maxsize=256)
 def future_expiries(u: Underlying, today: dt.date) -> tuple[dt.date, ...]:
+    if u.expiry_day:
+        return tuple(cal.monthly_expiries_on_day(today, u.expiry_day, 3))
     return tuple(cal.monthly_expiries(today, u.expiry_weekday, 3))
 
 
@@ -160,7 +188,7 @@ def lookup(symbol: str, exchange: str, today: dt.date) -> Instrument | None:
 def _lookup(symbol: str, exchange: str, today: dt.date) -> Instrument | None:
     u = UNDERLYINGS.get(symbol)
     if u is not None:
-        if exchange == u.exchange:
+        if exchange == u.exchange and not u.is_commodity:
             return Instrument(symbol, exchange, "index" if u.is_index else "equity", u)
         return None
     m = _DERIV.match(symbol)
@@ -190,10 +218,15 @@ def _strike_set(u: Underlying) -> frozenset[float]:
 
 
 @lru_cache(maxsize=4)
-def all_instruments(today: dt.date) -> tuple[Instrument, ...]:
-    """Every listed instrument (a few thousand), for /search."""
+def all_instruments(today: dt.date, mcx_today: dt.date | None = None) -> tuple[Instrument, ...]:
+    """Every listed instrument (a few thousand), for /search. `mcx_today` is the listing day of
+    MCX contracts (MCX trades on after the equity close), `today` by default."""
     out: list[Instrument] = []
     for u in UNDERLYINGS.values():
+        if u.is_commodity:
+            for exp in future_expiries(u, mcx_today or today):
+                out.append(Instrument(future_symbol(u.name, exp), u.fo_exchange, "future", u, exp))
+            continue
         out.append(Instrument(u.name, u.exchange, "index" if u.is_index else "equity", u))
         if u.fo_exchange is None:
             continue
@@ -208,9 +241,13 @@ def all_instruments(today: dt.date) -> tuple[Instrument, ...]:
     return tuple(out)
 
 
-def symbol_info(inst: Instrument) -> dict:
-    """The row shape of /symbol and /search."""
+def symbol_info(inst: Instrument, contracts: bool = False) -> dict:
+    """The row shape of /symbol and /search. With `contracts`, quantities count lots (Zerodha's
+    MCX): the lot size is 1 and the freeze quantity a number of lots."""
     u = inst.underlying
+    lot, freeze = inst.lot_size, inst.freeze_qty
+    if contracts and inst.kind in ("future", "option"):
+        lot, freeze = 1, freeze // inst.lot_size
     if inst.kind == "option":
         brsymbol = f"{u.name} {cal.fmt_dd_mmm_yy(inst.expiry)} {fmt_strike(inst.strike)} {inst.option_type}"
     elif inst.kind == "future":
@@ -228,8 +265,8 @@ def symbol_info(inst: Instrument) -> dict:
         "instrumenttype": inst.instrumenttype,
         "expiry": cal.fmt_dd_mmm_yy(inst.expiry) if inst.expiry else "",
         "strike": inst.strike if inst.kind == "option" else 0,
-        "lotsize": inst.lot_size,
+        "lotsize": lot,
         "tick_size": inst.tick_size,
-        "freeze_qty": inst.freeze_qty if inst.freeze_qty else 1,
+        "freeze_qty": freeze if freeze else 1,
         "token": f"{brexchange}|{inst.token}",
     }

@@ -103,6 +103,9 @@ class Market:
             self.seed, self.tick_rate, self.dt = seed, float(header["tick_rate"]), 1.0 / float(header["tick_rate"])
             self.rng = random.Random(seed)
             self.replay = ticks
+        # MCX walks draw from their own stream, so adding commodities left every earlier
+        # seed's equity and index market exactly as it was.
+        self.mcx_rng = random.Random(f"brokersim-mcx:{self.seed}")
         self.start = start.astimezone(UTC).replace(microsecond=(start.microsecond // 1000) * 1000)
         self.spots: dict[str, float] = {}
         self.overrides: dict[tuple[str, str], float] = {}
@@ -134,39 +137,49 @@ class Market:
         """The first day whose expiries are still alive: a contract stops being listed once its
         expiry day's close has passed (the demo market keeps ticking after 15:30 IST, and an
         option past expiry has no time value left to price)."""
+        return self.listing_day_for("NSE")
+
+    def listing_day_for(self, exchange: str) -> dt.date:
+        """listing_day for one exchange: MCX contracts live until MCX's 23:30 close."""
         now = self.now.astimezone(cal.IST)
-        return now.date() + dt.timedelta(days=1) if now.time() >= cal.MARKET_CLOSE else now.date()
+        return now.date() + dt.timedelta(days=1) if now.time() >= cal.close_time(exchange) else now.date()
 
     # ------------------------------------------------------------------ past
     def _generate_past(self, history_days: int) -> None:
         """Seeded 1-minute bars for every trading session in the window before `start`."""
+        equities = [n for n in ins.UNDERLYINGS if n not in ins.COMMODITY_NAMES]
+        self._walk_past(history_days, equities, self.rng, "NSE")
+        self._walk_past(history_days, list(ins.COMMODITY_NAMES), self.mcx_rng, "MCX")
+
+    def _walk_past(self, history_days: int, names: list[str], rng: random.Random, exchange: str) -> None:
         start_ist = self.start.astimezone(cal.IST)
         first_day = start_ist.date() - dt.timedelta(days=history_days)
-        minute_sigma = {n: u.annual_vol / math.sqrt(252 * 375) for n, u in ins.UNDERLYINGS.items()}
-        price = {n: u.base_price * math.exp(self.rng.gauss(0, 0.02)) for n, u in ins.UNDERLYINGS.items()}
-        for n in ins.UNDERLYINGS:
+        unds = {n: ins.UNDERLYINGS[n] for n in names}
+        minute_sigma = {n: u.annual_vol / math.sqrt(252 * 375) for n, u in unds.items()}
+        price = {n: u.base_price * math.exp(rng.gauss(0, 0.02)) for n, u in unds.items()}
+        for n in names:
             self.bars[n] = []
         day = first_day
         while day <= start_ist.date():
             if cal.is_trading_day(day):
-                open_at, close_at = cal.session_bounds(day)
-                for n in ins.UNDERLYINGS:  # overnight gap
-                    price[n] *= math.exp(self.rng.gauss(0, 4 * minute_sigma[n]))
+                open_at, close_at = cal.session_bounds(day, exchange)
+                for n in names:  # overnight gap
+                    price[n] *= math.exp(rng.gauss(0, 4 * minute_sigma[n]))
                 t = open_at
                 while t < close_at and t < start_ist:
                     epoch = t.timestamp()
-                    for n in ins.UNDERLYINGS:
+                    for n in names:
                         s = minute_sigma[n]
                         o = price[n]
-                        c = o * math.exp(self.rng.gauss(0, s))
-                        h = max(o, c) * (1 + abs(self.rng.gauss(0, s)) * 0.5)
-                        lo = min(o, c) * (1 - abs(self.rng.gauss(0, s)) * 0.5)
+                        c = o * math.exp(rng.gauss(0, s))
+                        h = max(o, c) * (1 + abs(rng.gauss(0, s)) * 0.5)
+                        lo = min(o, c) * (1 - abs(rng.gauss(0, s)) * 0.5)
                         self.bars[n].append([epoch, o, h, lo, c])
                         price[n] = c
                     t += dt.timedelta(minutes=1)
             day += dt.timedelta(days=1)
         today = start_ist.date()
-        for n in ins.UNDERLYINGS:
+        for n in names:
             spot = price[n]
             bars = self.bars[n]
             todays = [b for b in bars if dt.datetime.fromtimestamp(b[0], cal.IST).date() == today]
@@ -192,7 +205,7 @@ class Market:
             self._ts_ms = int(self.start.timestamp() * 1000) + round(self.tick_no * self.dt * 1000)
             sigma_scale = math.sqrt(self.dt / TRADING_SECONDS_PER_YEAR)
             for n, u in ins.UNDERLYINGS.items():
-                z = self.rng.gauss(0, 1)
+                z = (self.mcx_rng if u.is_commodity else self.rng).gauss(0, 1)
                 if not self.paused:
                     self.spots[n] *= math.exp(u.annual_vol * sigma_scale * z)
         self._after_move()
@@ -245,7 +258,9 @@ class Market:
 
     # ------------------------------------------------------------------ control
     def lookup(self, symbol: str, exchange: str) -> ins.Instrument | None:
-        return ins.lookup(symbol, exchange, self.listing_day)
+        if not isinstance(exchange, str):
+            return None
+        return ins.lookup(symbol, exchange, self.listing_day_for(exchange))
 
     def set_ltp(self, inst: ins.Instrument, ltp: float) -> float:
         if inst.kind in ("index", "equity"):
@@ -267,15 +282,15 @@ class Market:
         return self.spots[name]
 
     # ------------------------------------------------------------------ pricing
-    def years_to_expiry(self, expiry: dt.date, at: dt.datetime | None = None) -> float:
+    def years_to_expiry(self, expiry: dt.date, at: dt.datetime | None = None, exchange: str = "NSE") -> float:
         at = at or self.now
-        close = dt.datetime.combine(expiry, cal.MARKET_CLOSE, cal.IST)
+        close = dt.datetime.combine(expiry, cal.close_time(exchange), cal.IST)
         return max((close - at).total_seconds(), 0.0) / (365 * 86400)
 
     def _model_price(self, inst: ins.Instrument, spot: float, at: dt.datetime | None = None) -> float:
         if inst.kind in ("index", "equity"):
             return spot
-        t = self.years_to_expiry(inst.expiry, at)
+        t = self.years_to_expiry(inst.expiry, at, inst.exchange)
         fwd = pricing.forward(spot, t)
         if inst.kind == "future":
             return fwd
@@ -385,8 +400,8 @@ class Market:
     def history(self, inst: ins.Instrument, interval: str, start: dt.date, end: dt.date) -> list[dict]:
         """Candles built from the 1-minute bars of the underlying (seeded past + live ticks).
 
-        Intraday buckets are anchored at 09:15 IST; `timestamp` is the bar start in epoch
-        seconds. Daily bars carry 00:00 UTC of their IST trading date, as OpenAlgo does.
+        Intraday buckets are anchored at the session open (09:15 IST, MCX 09:00); `timestamp` is
+        the bar start in epoch seconds. Daily bars carry 00:00 UTC of their IST trading date, as OpenAlgo does.
         """
         lo = dt.datetime.combine(start, dt.time(0), cal.IST).timestamp()
         hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), cal.IST).timestamp()
@@ -400,7 +415,7 @@ class Market:
             if interval == "D":
                 key = int(dt.datetime.combine(ist.date(), dt.time(0), UTC).timestamp())
             else:
-                anchor = dt.datetime.combine(ist.date(), cal.MARKET_OPEN, cal.IST).timestamp()
+                anchor = dt.datetime.combine(ist.date(), cal.open_time(inst.exchange), cal.IST).timestamp()
                 key = int(anchor + ((epoch - anchor) // secs) * secs)
             b = buckets.get(key)
             if b is None:

@@ -5,8 +5,9 @@ OpenAlgo maps each broker's answers through per-broker code, and that code leaks
 status mapping carries the previous row's status over unknown Kite states, Dhan and XTS pass
 their own status words through, Angel answers a failed book read with an empty book, a dead
 broker token still answers ping, and a semi-auto key queues orders for a human instead of
-placing them. A profile is chosen per instance (CLI `--profile`/`--profiles`, or
-`POST /_sim/profile`); `clean` changes nothing.
+placing them; Zerodha counts MCX in contracts where the others count units. A profile is
+chosen per instance (CLI `--profile`/`--profiles`, or `POST /_sim/profile`); `clean` changes
+nothing.
 
 The rules are small functions applied at three points: `intercept` before a handler runs (the
 gate's execute), `error_as_empty` where the gate answers a broker error, and `shape_orders`/
@@ -77,6 +78,8 @@ def kite_carry_over(texts: list[str]) -> list[str]:
 
 
 def dhan_text(o: Order, first_read: bool) -> str:
+    if o.expired:
+        return "EXPIRED"  # Dhan's own word for a day order the close cancelled
     if o.status in (COMPLETE, CANCELLED, REJECTED):
         return {COMPLETE: "TRADED", CANCELLED: "CANCELLED", REJECTED: "REJECTED"}[o.status]
     if first_read:
@@ -110,6 +113,7 @@ class Profile:
     errors_as_empty: bool = False  # a failed book read answers as an empty book
     dead_token: bool = False  # ping works, everything the broker answers is empty or refused
     semi_auto: bool = False  # orders wait for approval in the Action Center
+    contracts_on: frozenset[str] = frozenset()  # exchanges counted in contracts (lot size 1), not units
 
 
 CLEAN = Profile("clean")
@@ -117,7 +121,15 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         CLEAN,
-        Profile("zerodha", "zerodha", True, kite_text, carry_over=True, strategy_field=False),
+        Profile(
+            "zerodha",
+            "zerodha",
+            True,
+            kite_text,
+            carry_over=True,
+            strategy_field=False,
+            contracts_on=frozenset({"MCX"}),
+        ),
         Profile("dhan", "dhan", True, dhan_text),
         Profile("xts", "iifl", True, xts_text),
         Profile("angel", "angel", True, errors_as_empty=True),

@@ -11,6 +11,7 @@ import time
 
 from aiohttp import web
 
+from . import calendar as cal
 from . import instruments as ins
 from . import pricing, profiles, wire
 from .engine import Account, Holding
@@ -43,8 +44,11 @@ class Simulator:
         fast: bool = False,
         max_ticks: int | None = None,
         history_days: int = 20,
+        auto_rollover: bool = False,
     ) -> None:
         self.seed = seed
+        # Off by default: a test run that crosses 15:15 or 03:00 IST must not lose its book.
+        self.auto_rollover = auto_rollover
         self.api_rate_limit = api_rate_limit
         self.order_rate_limit = order_rate_limit
         self.fast = fast
@@ -103,8 +107,13 @@ class Simulator:
 
     def tick(self, slot: int = 0, slots: int = 1) -> bool:
         """Advance the market one step and send slot 0's share of it (all of it when slots == 1)."""
+        before = self.market.now
         if not self.market.step():
             return False
+        if self.auto_rollover:
+            for stage, exchanges in cal.rollover_events(before, self.market.now):
+                for inst in self.instances:
+                    inst.rollover(stage, exchanges)
         if self.record_file:
             self.record_file.write(self.market.record_line() + "\n")
         for inst in self.instances:

@@ -78,6 +78,26 @@ class Broker:
     def ledger(self) -> list[dict]:
         return self.sim("GET", "ledger")["orders"]
 
+    def set_profile(self, name: str) -> dict:
+        """Switch this instance's broker profile (clean, zerodha, dhan, xts, angel, dead_token,
+        semi_auto); a reset returns it to the one it started with."""
+        return self.sim("POST", "profile", {"profile": name})
+
+    def rollover(self, stage: str = "day_end", exchanges: list[str] | None = None) -> dict:
+        """Run a stage of the daily rollover now: `squareoff` (the broker closes MIS positions),
+        `close` (unfilled day orders expire), `new_day` (03:00: the day's orders and trades leave
+        the books, NRML positions carry over) or `day_end` (all three). Answers the orderids
+        squared off and expired, and the new session number."""
+        body: dict = {"stage": stage}
+        if exchanges is not None:
+            body["exchanges"] = exchanges
+        return self.sim("POST", "rollover", body)
+
+    def nearest_future(self, name: str = "CRUDEOIL", exchange: str = "MCX") -> str:
+        """The near-month future's symbol, e.g. CRUDEOIL18DEC26FUT."""
+        expiry = self.ok("expiry", symbol=name, exchange=exchange, instrumenttype="futures")["data"][0]
+        return f"{name}{expiry.replace('-', '')}FUT"
+
     def nearest_expiry(self, name: str = "NIFTY", exchange: str = "NFO") -> str:
         return self.ok("expiry", symbol=name, exchange=exchange, instrumenttype="options")["data"][0].replace("-", "")
 

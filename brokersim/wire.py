@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Container
 
 from . import calendar as cal
-from .engine import ACTIVE_STATUSES, COMPLETE, Account, Order
+from .engine import ACTIVE_STATUSES, BY_BROKER, COMPLETE, Account, Order
 
 SANDBOX, LIVE = "sandbox", "live"
 # Brokers OpenAlgo supports: instances are dealt these names in turn, and the feed lists them.
@@ -89,6 +89,10 @@ def order_row(o: Order, profile: str, *, for_status: bool = False) -> dict:
     }
     if not for_status:
         row["rejection_reason"] = o.rejection_reason
+    if o.remark:
+        row["remark"] = o.remark
+    if o.placed_by == BY_BROKER:
+        del row["strategy"]  # the broker's own order carries no tag of ours
     return row
 
 
@@ -120,10 +124,12 @@ def tradebook(acc: Account, profile: str) -> list[dict]:
             "quantity": t.quantity,
             "average_price": t.price,
             "timestamp": t.ts.astimezone(cal.IST).strftime("%H:%M:%S") if profile == LIVE else ts_sandbox(t.ts),
-            "trade_value": _r(t.price * t.quantity),
+            "trade_value": _r(t.price * t.quantity * t.multiplier),
         }
         if profile == SANDBOX:
-            row.update({"tradeid": t.tradeid, "price": t.price, "strategy": t.strategy})
+            row.update({"tradeid": t.tradeid, "price": t.price})
+            if t.placed_by != BY_BROKER:
+                row["strategy"] = t.strategy
         rows.append(row)
     return rows
 
@@ -152,7 +158,7 @@ def positionbook(acc: Account, profile: str, positions: dict | None = None) -> d
                 }
             )
         else:
-            invested = abs(pos.average_price * pos.quantity)
+            invested = abs(pos.average_price * pos.quantity * pos.multiplier)
             rows.append(
                 {
                     "symbol": pos.symbol,
@@ -166,7 +172,7 @@ def positionbook(acc: Account, profile: str, positions: dict | None = None) -> d
                     "unrealized_pnl": _r(unreal),
                     "today_realized_pnl": _r(pos.realized_pnl),
                     "total_pnl_today": _r(pnl),
-                    "lot_size": inst.lot_size if inst else 1,
+                    "lot_size": acc.lot_size(inst) if inst else 1,
                 }
             )
     out = {"data": rows}
