@@ -1,12 +1,18 @@
-"""allauth adapter: the first person to register becomes the superuser; then signup closes."""
+"""allauth adapter: the first person to register becomes the superuser; then signup closes.
+Mail that cannot be sent is a page saying so, never a server error."""
 
 from __future__ import annotations
+
+import logging
+import smtplib
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.shortcuts import render
+
+log = logging.getLogger(__name__)
 
 
 class FirstUserAdapter(DefaultAccountAdapter):
@@ -34,3 +40,11 @@ class FirstUserAdapter(DefaultAccountAdapter):
             message=f"{user.get_username()} registered as the first admin",
         )
         return user
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        try:
+            super().send_mail(template_prefix, email, context)
+        except (OSError, smtplib.SMTPException):
+            log.exception("could not send %s mail: the mail server did not accept it", template_prefix)
+            # Nothing was stored before the mail: the person can simply try again later.
+            raise ImmediateHttpResponse(render(self.request, "account/mail_failed.html", status=503)) from None

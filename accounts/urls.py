@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import mailbox, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -12,4 +12,6 @@ urlpatterns = [
     path("accounts/<int:pk>/delete/", views.account_delete, name="account_delete"),
     path("accounts/<int:pk>/data-role/", views.data_role, name="account_data_role"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("mailbox/", mailbox.mailbox_list, name="mailbox"),
+    path("mailbox/<str:mail_id>/", mailbox.mailbox_detail, name="mailbox_mail"),
 ]

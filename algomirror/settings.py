@@ -182,8 +182,35 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None  # the login form offers "remember me"
 # Five failed logins lock the username (key) and the address (ip) for 15 minutes.
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "AlgoMirror: "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "AlgoMirror"
+# allauth refuses two-factor while an address is unverified, against a stranger signing up with
+# someone else's address; here only the first admin signs up (the admin creates everyone else),
+# and the embedded default may have no way to deliver a verification mail.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+
+# ---- Mail (password reset, e-mail verification)
+# EMAIL_URL (smtp://, smtp+tls://, smtp+ssl://) or EMAIL_HOST/EMAIL_PORT/… send through SMTP.
+# Without either, mail is kept in a local mailbox (files under INSTANCE_DIR/mailbox) that
+# administrators read at /mailbox/: password resets work with no mail server at all.
+if env.str("EMAIL_URL", default=""):
+    # e.g. smtp+tls://user:password@smtp.example.com:587 (URL-encode special characters)
+    globals().update({k: v for k, v in env.email_url("EMAIL_URL").items() if v not in (None, "")})
+elif env.str("EMAIL_HOST", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env.str("EMAIL_HOST")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+else:
+    EMAIL_BACKEND = "accounts.mailbox.MailboxBackend"
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default="") or str(INSTANCE_DIR / "mailbox")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a dead mail server must not hold a request
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AlgoMirror <algomirror@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # ---- Security headers and cookies
 SECURE_CONTENT_TYPE_NOSNIFF = True

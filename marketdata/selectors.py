@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core import calendar as cal
 
-from .models import MarketHoliday, SpecialTradingSession, TradingSession
+from .models import MarketHoliday, SpecialTradingSession, TradingHoursTemplate, TradingSession
 
 CALENDAR_CACHE_KEY = "md:calendar:v1"
 
@@ -44,3 +44,17 @@ def services_active_now() -> bool:
 
 def calendar_invalidate() -> None:
     cache.delete(CALENDAR_CACHE_KEY)
+
+
+def calendar_markets() -> list[str]:
+    """The markets the calendar has weekly sessions for, NSE first."""
+    markets = set(TradingHoursTemplate.objects.values_list("market", flat=True)) or {"NSE"}
+    return sorted(markets, key=lambda m: (m != "NSE", m))
+
+
+def holiday_on(date, market: str) -> MarketHoliday | None:
+    return MarketHoliday.objects.filter(date=date, market=market).first()
+
+
+def special_named(date, market: str, name: str) -> SpecialTradingSession | None:
+    return SpecialTradingSession.objects.filter(date=date, market=market, name__iexact=name).first()

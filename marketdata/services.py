@@ -1,16 +1,20 @@
-"""Writes and broker access for market data: interest registration, the feed's accounts."""
+"""Writes and broker access for market data: interest registration, the feed's accounts, the
+trading calendar's edits."""
 
 from __future__ import annotations
 
 import functools
 import re
 
+from django.db import transaction
+
 from accounts import crypto
 from accounts.selectors import account_list_feed_candidates
 from accounts.services import account_client, account_socket
 from openalgo_client import protocol
 
-from . import store
+from . import selectors, store
+from .models import MarketHoliday, SpecialTradingSession
 from .stream import FeedAccount
 
 KEY_RE = re.compile(
@@ -76,3 +80,25 @@ def rest_quotes(account: FeedAccount, keys: list[str]) -> dict[str, dict]:
             if isinstance(row, dict) and isinstance(row.get("data"), dict):
                 out[f"{row.get('exchange')}:{row.get('symbol')}"] = row["data"]
     return out
+
+
+# ------------------------------------------------------------------ trading calendar
+def holiday_add(*, date, name: str, market: str) -> MarketHoliday:
+    """Raises IntegrityError when the market already has a holiday that day (a race past the form)."""
+    with transaction.atomic():
+        h = MarketHoliday.objects.create(date=date, name=name, market=market)
+    selectors.calendar_invalidate()
+    return h
+
+
+def special_add(*, date, name: str, market: str, start, end) -> SpecialTradingSession:
+    """Raises IntegrityError for a duplicate name that day (a race past the form)."""
+    with transaction.atomic():
+        s = SpecialTradingSession.objects.create(date=date, name=name, market=market, start=start, end=end)
+    selectors.calendar_invalidate()
+    return s
+
+
+def calendar_entry_delete(entry: MarketHoliday | SpecialTradingSession) -> None:
+    entry.delete()
+    selectors.calendar_invalidate()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -18,8 +19,8 @@ from accounts import crypto
 from accounts.selectors import account_data_source
 from accounts.services import account_client
 
-from . import selectors, store
-from .forms import HolidayForm, SpecialSessionForm
+from . import feedwords, selectors, services, store
+from .forms import HolidayForm, SpecialSessionForm, day
 from .models import MarketHoliday, SpecialTradingSession, TradingHoursTemplate
 
 UNDERLYINGS = {"NIFTY": ("NSE_INDEX", "NFO"), "BANKNIFTY": ("NSE_INDEX", "NFO"), "SENSEX": ("BSE_INDEX", "BFO")}
@@ -83,22 +84,17 @@ def option_chain(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def feed_monitor(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "marketdata/feed_monitor.html",
-        {"status": store.feed_status(), "events": store.feed_events(50), "market": selectors.market_status_now()},
-    )
+    return render(request, "marketdata/feed_monitor.html", _feed_view())
 
 
 @login_required
 def feed_status_json(request: HttpRequest) -> JsonResponse:
-    status = store.feed_status()
-    events = store.feed_events(50)
-    market = selectors.market_status_now()
+    view = _feed_view()
+    market = view["market"]
     return JsonResponse(
         {
-            "status": status,
-            "events": events,
+            "status": view["status"],
+            "events": view["events"],
             "market": {
                 "state": market.state,
                 "label": market.label,
@@ -108,8 +104,21 @@ def feed_status_json(request: HttpRequest) -> JsonResponse:
     )
 
 
-@staff_member_required
-def calendar_page(request: HttpRequest) -> HttpResponse:
+def _feed_view() -> dict:
+    """The feed's status and events with the words the page shows (`headline`, its `badge`, and a
+    `title` and `detail` per event) next to the recorded fields."""
+    status = store.feed_status()
+    status["headline"], status["tone"] = feedwords.headline(status, now_ms=int(time.time() * 1000))
+    status["badge_class"], status["badge"] = feedwords.BADGES[status["tone"]]
+    events = [feedwords.event(e) for e in store.feed_events(50)]
+    return {"status": status, "events": events, "market": selectors.market_status_now()}
+
+
+# ------------------------------------------------------------------ trading calendar
+KINDS = {"holiday": (MarketHoliday, "holiday"), "special": (SpecialTradingSession, "special session")}
+
+
+def _calendar(request: HttpRequest, holiday_form=None, special_form=None, *, status: int = 200) -> HttpResponse:
     return render(
         request,
         "marketdata/calendar.html",
@@ -117,48 +126,73 @@ def calendar_page(request: HttpRequest) -> HttpResponse:
             "templates": TradingHoursTemplate.objects.prefetch_related("sessions"),
             "holidays": MarketHoliday.objects.filter(date__gte=timezone.localdate() - dt.timedelta(days=400)),
             "specials": SpecialTradingSession.objects.all(),
-            "holiday_form": HolidayForm(),
-            "special_form": SpecialSessionForm(),
+            "holiday_form": holiday_form or HolidayForm(),
+            "special_form": special_form or SpecialSessionForm(),
             "market": selectors.market_status_now(),
             "always_open": settings.MARKET_CALENDAR == "always_open",
         },
+        status=status,
     )
 
 
-def _saved(request, form, what: str):
-    if form.is_valid():
-        try:
-            form.save()
-        except IntegrityError:
-            messages.error(request, f"That {what} already exists.")
-        else:
-            selectors.calendar_invalidate()
-            messages.success(request, f"Added the {what}.")
-    else:
-        messages.error(
-            request, f"Could not add the {what}: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        )
-    return redirect("marketdata_calendar")
+@staff_member_required
+def calendar_page(request: HttpRequest) -> HttpResponse:
+    return _calendar(request)
 
 
 @staff_member_required
 @require_POST
 def holiday_add(request: HttpRequest) -> HttpResponse:
-    return _saved(request, HolidayForm(request.POST), "holiday")
+    form = HolidayForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            h = services.holiday_add(date=d["date"], name=d["name"], market=d["market"])
+        except IntegrityError:  # added by someone else since the form looked
+            existing = selectors.holiday_on(d["date"], d["market"])
+            form.add_error(None, HolidayForm.duplicate(existing) if existing else "Someone else just changed that day.")
+        else:
+            messages.success(request, f"Added the holiday {h.name} ({h.market}) on {day(h.date)}.")
+            return redirect("marketdata_calendar")
+    return _calendar(request, holiday_form=form)
 
 
 @staff_member_required
 @require_POST
 def special_add(request: HttpRequest) -> HttpResponse:
-    return _saved(request, SpecialSessionForm(request.POST), "special session")
+    form = SpecialSessionForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            s = services.special_add(date=d["date"], name=d["name"], market=d["market"], start=d["start"], end=d["end"])
+        except IntegrityError:
+            existing = selectors.special_named(d["date"], d["market"], d["name"])
+            form.add_error(
+                None, SpecialSessionForm.duplicate(existing) if existing else "Someone else just changed that day."
+            )
+        else:
+            messages.success(
+                request,
+                f"Added the special session {s.name} ({s.market}) on {day(s.date)}, {s.start:%H:%M}–{s.end:%H:%M} IST.",
+            )
+            return redirect("marketdata_calendar")
+    return _calendar(request, special_form=form)
 
 
 @staff_member_required
-@require_POST
 def calendar_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
-    model = {"holiday": MarketHoliday, "special": SpecialTradingSession}.get(kind)
-    if model is not None:
-        model.objects.filter(pk=pk).delete()
-        selectors.calendar_invalidate()
-        messages.success(request, "Deleted.")
-    return redirect("marketdata_calendar")
+    """GET asks (a page, so it works from the keyboard and without scripts); POST deletes."""
+    if kind not in KINDS:
+        raise Http404
+    model, what = KINDS[kind]
+    entry = model.objects.filter(pk=pk).first()
+    if request.method == "POST":
+        if entry is None:
+            messages.info(request, f"That {what} was already deleted.")
+        else:
+            services.calendar_entry_delete(entry)
+            messages.success(request, f"Deleted the {what} {entry.name} ({entry.market}, {day(entry.date)}).")
+        return redirect("marketdata_calendar")
+    if entry is None:
+        raise Http404
+    return render(request, "marketdata/calendar_confirm_delete.html", {"entry": entry, "what": what, "kind": kind})

@@ -203,7 +203,7 @@ def test_browser_option_chain_updates_live_when_the_broker_moves(stack):
         page.screenshot(path=str(ARTIFACTS / "09-option-chain-moved-depth.png"), full_page=True)
         httpx.post(f"{sim['host']}/_sim/market", json={"paused": False}, timeout=5)
         page.goto(f"{base}/marketdata/feed/")
-        expect(page.locator('[data-s="state"]')).to_have_text("ws", timeout=10000)
+        expect(page.locator('[data-s="headline"]')).to_contain_text("Streaming from", timeout=10000)
         page.screenshot(path=str(ARTIFACTS / "10-feed-monitor.png"), full_page=True)
         page.goto(f"{base}/marketdata/calendar/")
         expect(page.locator("h1")).to_have_text("Trading calendar")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -9,6 +11,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections
+from django.utils import timezone
 
 from accounts.tests.factories import UserFactory, account_on
 from marketdata import store
@@ -95,20 +98,21 @@ def test_calendar_page_is_admin_only_and_validates(client, alice, settings):
     admin = UserFactory(username="root", email="r@example.com", password="Very-long-passphrase-42", admin=True)
     client.force_login(admin)
     assert "Trading calendar" in client.get("/marketdata/calendar/").content.decode()
+    when = timezone.localdate() + dt.timedelta(days=300)  # ahead of today and of the seeded holidays
+    MarketHoliday.objects.filter(date=when).delete()
     n = MarketHoliday.objects.count()
-    client.post("/marketdata/calendar/holidays/", {"date": "2027-01-26", "name": "Republic Day", "market": "NSE"})
+    client.post("/marketdata/calendar/holidays/", {"date": when, "name": "Republic Day", "market": "NSE"})
+    assert MarketHoliday.objects.count() == n + 1
+    r = client.post("/marketdata/calendar/holidays/", {"date": when, "name": "again", "market": "NSE"}, follow=True)
+    assert f"NSE already has a holiday on {when:%a %d %b %Y}: Republic Day." in r.content.decode()
     assert MarketHoliday.objects.count() == n + 1
     r = client.post(
-        "/marketdata/calendar/holidays/", {"date": "2027-01-26", "name": "again", "market": "NSE"}, follow=True
-    )
-    assert "already exists" in r.content.decode() and MarketHoliday.objects.count() == n + 1
-    r = client.post(
         "/marketdata/calendar/specials/",
-        {"date": "2026-11-08", "name": "Muhurat", "market": "NSE", "start": "18:00", "end": "17:00"},
+        {"date": when, "name": "Muhurat", "market": "NSE", "start": "18:00", "end": "17:00"},
         follow=True,
     )
     assert "must end after it starts" in r.content.decode()
-    assert not SpecialTradingSession.objects.filter(date="2026-11-08").exists()
+    assert not SpecialTradingSession.objects.filter(date=when).exists()
 
 
 @pytest.mark.django_db(transaction=True)
