@@ -102,6 +102,10 @@ def order_apply_update(*, account_id: int, data: dict) -> Order | None:
     if order is None:
         return None  # not ours (reconciliation flags it), or not yet recorded (the poller settles it)
     if order.status in ENDED:
+        said = vocab.classify(data.get("order_status"))
+        filled = data.get("filled_quantity")
+        if FINAL.get(said) == order.status and filled not in (None, "") and to_decimal(filled) <= order.filled_quantity:
+            return order  # the very end we hold, with no fill beyond ours: nothing to confirm
         return _recheck_ended(order, timezone.now())
     if order.status not in LIVE:
         return order
