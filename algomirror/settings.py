@@ -322,6 +322,10 @@ ORDER_CLAIM_MARGIN = env.float("ORDER_CLAIM_MARGIN", default=10.0)
 # calling the broker after our client gives up, so an order can appear well after our timeout).
 ORDER_ABSENCE_WINDOW = env.float("ORDER_ABSENCE_WINDOW", default=60.0)
 ORDER_ABSENT_READS = env.int("ORDER_ABSENT_READS", default=3)
+# A "rejected" or "cancelled" status read ends an order only when a second read at least this many
+# seconds later (and the tradebook) confirms it: some brokers' mappings show a live order's
+# transient state as the row before's status (Zerodha's carry-over).
+ORDER_STATUS_CONFIRM_SECONDS = env.float("ORDER_STATUS_CONFIRM_SECONDS", default=2.0)
 # An exit that cannot be placed is tried again this many seconds after its last attempt, at most
 # EXIT_MAX_ATTEMPTS times in all; then it needs a human (account reducing, critical alert).
 EXIT_RETRY_SECONDS = env.float("EXIT_RETRY_SECONDS", default=10.0)

@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 IST = ZoneInfo("Asia/Kolkata")
 LEAD = dt.timedelta(minutes=15)
+# Brokers' books roll over in the night: an orderbook holds the orders since 03:00 IST only, and
+# an order from before it is answered 404 (OpenAlgo's sandbox clears at the same hour).
+DAY_START = dt.time(3, 0)
 OPEN, PRE_OPEN, CLOSED, HOLIDAY, SPECIAL = "open", "pre_open", "closed", "holiday", "special"
 
 
@@ -76,6 +79,13 @@ def next_open(now: dt.datetime, cal: Calendar, horizon_days: int = 21) -> dt.dat
             if kind in (OPEN, SPECIAL) and start > local:
                 return start
     return None
+
+
+def trading_day_start(now: dt.datetime) -> dt.datetime:
+    """When the broker's current day began: the last 03:00 IST at or before `now`."""
+    local = now.astimezone(IST)
+    start = _at(local.date(), DAY_START)
+    return start if local >= start else start - dt.timedelta(days=1)
 
 
 def market_status(now: dt.datetime, cal: Calendar) -> MarketStatus:

@@ -102,6 +102,10 @@ class Order(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     # Fair polling: least recently polled first, every poll stamped.
     polled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A status read not taken at its word (a terminal word awaiting its confirming read, or one we
+    # do not recognise): how many in a row, and not polled again before `poll_after`.
+    doubtful_reads = models.PositiveSmallIntegerField(default=0)
+    poll_after = models.DateTimeField(null=True, blank=True)
     # Reads of the broker's orderbook in a row that did not show this order (proof of absence
     # needs several, spread over OpenAlgo's own broker timeout).
     absent_reads = models.PositiveSmallIntegerField(default=0)

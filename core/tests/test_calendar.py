@@ -65,3 +65,17 @@ def test_always_open_demo_calendar():
 
 def test_utc_input_is_converted():
     assert c.market_status(dt.datetime(2026, 11, 20, 4, 45, tzinfo=dt.UTC), NSE).state == "open"  # 10:15 IST
+
+
+@pytest.mark.parametrize(
+    ("now", "start"),
+    [
+        (at(2026, 11, 20, 10, 0), at(2026, 11, 20, 3, 0)),
+        (at(2026, 11, 20, 3, 0), at(2026, 11, 20, 3, 0)),  # the rollover instant belongs to the new day
+        (at(2026, 11, 20, 2, 59), at(2026, 11, 19, 3, 0)),  # before 03:00: still yesterday's books
+        (at(2026, 12, 1, 0, 30), at(2026, 11, 30, 3, 0)),  # across a month
+        (dt.datetime(2026, 11, 19, 22, 0, tzinfo=dt.UTC), at(2026, 11, 20, 3, 0)),  # 03:30 IST next day
+    ],
+)
+def test_the_brokers_day_starts_at_three_ist(now, start):
+    assert c.trading_day_start(now) == start

@@ -11,6 +11,7 @@ from django.core.cache import cache
 from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id
 from accounts.services import account_client, audit_record
+from openalgo_client.orderstatus import Kind
 from openalgo_client.rest import Outcome
 
 from .. import brokerbooks, throttle
@@ -49,8 +50,9 @@ def order_cancel(*, order_id: int) -> Order:
     res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
     if not res.ok:
         Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
-    # Filled before the cancel arrived, cancelled, or still open: the broker's status says which.
-    return order_refresh(order_id=order.pk)
+    # Filled before the cancel arrived, cancelled, or still open: the broker's status says which
+    # (a "cancelled" after a cancel it accepted needs no confirming read).
+    return order_refresh(order_id=order.pk, expecting=Kind.CANCELLED if res.ok else None)
 
 
 def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal, trigger_price: Decimal) -> Order:
@@ -98,8 +100,9 @@ def orders_cancel_all(*, account_id: int) -> dict:
     _take_token(account, CANCEL_ALL_WAIT)
     res = account_client(account).cancelallorder(strategy="algomirror")
     body = res.body if isinstance(res.body, dict) else {}
-    for pk in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", flat=True):
-        order_refresh(order_id=pk)
+    named = {str(oid) for oid in body.get("canceled_orders") or []} if res.ok else set()
+    for pk, oid in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", "broker_orderid"):
+        order_refresh(order_id=pk, expecting=Kind.CANCELLED if oid in named else None)
     return {
         "ok": res.ok,
         "message": res.message or body.get("message", ""),

@@ -11,6 +11,10 @@ it to the full count at once (outcome.py). Only a proven absence sends an order 
 unreadable orderbook leaves it unknown. An entry proven absent after its last attempt is
 rejected (it cannot execute any more).
 
+An order sent before the broker's current day began (03:00 IST) is never looked for in today's
+orderbook: it cannot be there, and an identical row is someone else's. It is settled instead
+(attention.py): never resent, never adopted; an exit in that state needs a human.
+
 Exits (reduce-only orders) that cannot be placed are tried again, `EXIT_RETRY_SECONDS` after their
 last attempt and only after a read proves that attempt absent, at most `EXIT_MAX_ATTEMPTS` times;
 then the exit needs attention: the account goes to REDUCING, and an audit row and a critical alert
@@ -27,12 +31,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.choices import AlertKind, AlertLevel, AuditAction
-from accounts.services import account_reduce, alert_raise, audit_record
+from accounts.choices import AlertKind, AlertLevel
+from accounts.services import alert_raise
+from core.calendar import trading_day_start
 
 from .. import events
 from ..models import Order
 from . import enqueue
+from .attention import UNKNOWN_AT_ROLLOVER, exit_needs_attention, sent_before_today, settle_at_rollover
 from .common import Status, grace
 from .outcome import (
     AWAITING_APPROVAL,
@@ -45,19 +51,21 @@ from .outcome import (
 )
 from .send import claim_margin, claim_seconds
 
-EXIT_ATTENTION_REASON = "an exit could not be placed"
-
 
 def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     """Settle an order whose send outcome is unknown (or whose worker died mid-send)."""
     now = now or timezone.now()
     order = Order.objects.select_related("account").get(pk=order_id)
     if order.status == Status.ATTENTION:
-        return _attention_recheck(order)
+        return _attention_recheck(order, now)
     if order.status not in (Status.UNKNOWN, Status.SENDING):
         return order
     if order.sent_at is None and order.status == Status.SENDING:
         return order  # claimed, never sent: the sweeper gives it back once its worker is gone
+    if sent_before_today(order, now):
+        # Today's orderbook cannot show it: absence proves nothing, an identical row is not it.
+        why = "outcome unknown when the broker's day rolled over"
+        return settle_at_rollover(order, why=why, broker_status=UNKNOWN_AT_ROLLOVER)
     proven = order.absent_reads >= reads_needed()  # the reply came back: nothing is in flight
     if not proven and order.sent_at and now - order.sent_at < grace():
         return order  # a request may still be in flight: too early to conclude anything
@@ -66,7 +74,7 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
     except OrderbookUnreadable as e:
         Order.objects.filter(pk=order.pk).update(last_error=f"orderbook unreadable: {e}"[:300])
         if order.reduce_only and _unsettled_too_long(order, now):
-            _needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {e}")
+            exit_needs_attention(order, f"exit outcome unknown and the broker's orderbook unreadable: {e}")
         order.refresh_from_db()
         return order  # unknown stays unknown: never resend on a guess
     if found is not None:
@@ -117,7 +125,7 @@ def _settle_absent(order: Order, now: dt.datetime) -> None:
     allowed = attempts_allowed(order)
     if order.attempts >= allowed:
         if order.reduce_only:
-            _needs_attention(order, f"exit not placed after {order.attempts} attempts ({order.last_error})")
+            exit_needs_attention(order, f"exit not placed after {order.attempts} attempts ({order.last_error})")
         else:
             Order.objects.filter(pk=order.pk, status=order.status).update(
                 status=Status.REJECTED,
@@ -148,34 +156,12 @@ def _unsettled_too_long(order: Order, now: dt.datetime) -> bool:
     return order.sent_at is not None and now - order.sent_at >= limit
 
 
-def _needs_attention(order: Order, why: str) -> None:
-    """The exit is given up: a human must close the position. The account stops taking entries
-    (REDUCING, unless already halted), and the audit row and the alert are written with it."""
-    account = order.account
-    message = f"{order.action} {order.quantity} {order.symbol} ({order.exchange}) on {account.name}: {why}"[:300]
-    with transaction.atomic():
-        if not Order.objects.filter(pk=order.pk, status__in=[Status.UNKNOWN, Status.SENDING]).update(
-            status=Status.ATTENTION, last_error=why[:300]
-        ):
-            return  # settled meanwhile by someone else
-        account_reduce(account=account, reason=EXIT_ATTENTION_REASON, message=f"Reducing only: {message}")
-        details = {"order_id": order.pk, "symbol": order.symbol, "exchange": order.exchange, "attempts": order.attempts}
-        audit_record(action=AuditAction.EXIT_NEEDS_ATTENTION, account=account, message=message, details=details)
-        alert_raise(
-            kind=AlertKind.EXIT_NEEDS_ATTENTION,
-            level=AlertLevel.CRITICAL,
-            account=account,
-            message=message,
-            details=details,
-        )
-
-
-def _attention_recheck(order: Order) -> Order:
+def _attention_recheck(order: Order, now: dt.datetime) -> Order:
     """An exit given up while its fate could not be read may still have been placed: it stays
     watched. Once the orderbook shows it, it is accepted (polling then books its fill) and a
     follow-up alert says so — a person acting on the first alert by hand would flip the position."""
-    if order.sent_at is None:
-        return order
+    if order.sent_at is None or sent_before_today(order, now):
+        return order  # a previous day's exit: today's orderbook cannot show it
     try:
         found = orderbook_find(order)
     except OrderbookUnreadable:
@@ -211,7 +197,8 @@ def orders_sweep(*, now: dt.datetime | None = None) -> int:
     * orders sent (or unknown) longer ago than the grace, when no request can still be in flight:
       reconciled against the orderbook;
     * pending orders whose send task was lost (acked, then the worker died): queued again. A
-      duplicate task is harmless: the claim lets one sender through.
+      duplicate task is harmless: the claim lets one sender through. One sent before the broker's
+      day rolled over is settled instead, never sent on the new day.
     """
     now = now or timezone.now()
     n = 0
@@ -235,6 +222,12 @@ def orders_sweep(*, now: dt.datetime | None = None) -> int:
     )
     for pk in stuck.values_list("pk", flat=True):
         order_reconcile(order_id=pk, now=now)
+        n += 1
+    # Queued again after a proven absence, but the broker's day rolled over meanwhile: a send now
+    # would be a new order on a new day, not the retry it was.
+    stale = Order.objects.select_related("account").filter(status=Status.PENDING, sent_at__lt=trading_day_start(now))
+    for order in stale:
+        settle_at_rollover(order, why="not sent again before the broker's day rolled over", broker_status="")
         n += 1
     waiting = (
         Order.objects.filter(status=Status.PENDING, updated_at__lt=now - dt.timedelta(seconds=5))

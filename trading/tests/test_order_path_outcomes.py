@@ -46,6 +46,7 @@ def fast(settings):
     settings.ORDER_ABSENT_READS = 3
     settings.EXIT_RETRY_SECONDS = 0.5
     settings.EXIT_MAX_ATTEMPTS = 5
+    settings.ORDER_STATUS_CONFIRM_SECONDS = 0.2  # a broker's "rejected" is confirmed by a read this much later
     return settings
 
 
@@ -281,6 +282,9 @@ def test_a_cancel_after_a_partial_fill_is_settled_from_the_tradebook(alice, acc)
         account_id=account.pk, data={"orderid": order.broker_orderid, "order_status": "cancelled", "average_price": 0.0}
     )
     order.refresh_from_db()
+    # The fills are booked at once; the cancel itself waits for its confirming read.
+    assert (order.status, order.filled_quantity) == (Status.OPEN, 5)
+    order = services.order_refresh(order_id=order.pk, now=timezone.now() + dt.timedelta(seconds=5))
     [row] = [r for r in sim.ledger() if r["orderid"] == order.broker_orderid]
     assert (order.status, order.filled_quantity) == (Status.CANCELLED, 5)
     assert order.average_price == Decimal(str(row["average_price"]))
