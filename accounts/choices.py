@@ -13,6 +13,19 @@ class AccountStatus(models.TextChoices):
     SESSION_EXPIRED = "session_expired", "Broker session expired"
     INVALID_KEY = "invalid_key", "API key rejected"
     KEY_UNREADABLE = "key_unreadable", "Key unreadable"
+    # OpenAlgo answers, but its broker-backed funds came back without figures (a dead broker
+    # token behind a live OpenAlgo): nothing the broker says can be trusted until they are real.
+    BROKER_UNKNOWN = "broker_unknown", "Broker session unknown"
+
+
+class OrderMode(models.TextChoices):
+    """How the account's OpenAlgo key places orders, as its answers have shown it."""
+
+    UNKNOWN = "unknown", "Not seen yet"
+    AUTO = "auto", "Auto"
+    # OpenAlgo's "Action Center": orders wait for a human to approve them; modify, cancel and
+    # close are refused, so an automatic exit cannot be guaranteed.
+    SEMI_AUTO = "semi_auto", "Semi-auto (Action Center)"
 
 
 class TradingState(models.TextChoices):
@@ -39,6 +52,7 @@ class AuditAction(models.TextChoices):
     ACCOUNT_CLOSED = "account_closed", "Account closed out"
     CLOSE_REFUSED = "close_refused", "Close-out refused"
     EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
+    ORDER_MODE = "order_mode", "Order mode changed"
 
 
 class AlertLevel(models.TextChoices):
@@ -51,3 +65,6 @@ class AlertKind(models.TextChoices):
     EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
     EXIT_FOUND = "exit_found", "Exit found at the broker after all"
     BROKER_UNREADABLE = "broker_unreadable", "Broker books unreadable"
+    BROKER_SESSION_UNKNOWN = "broker_session_unknown", "Broker session unknown"
+    SEMI_AUTO = "semi_auto", "Account in semi-auto mode"
+    SEMI_AUTO_EXIT_REFUSED = "semi_auto_exit", "Exit refused: account in semi-auto mode"

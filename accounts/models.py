@@ -7,7 +7,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
-from .choices import AccountStatus, AlertKind, AlertLevel, AuditAction, TradingState
+from .choices import AccountStatus, AlertKind, AlertLevel, AuditAction, OrderMode, TradingState
 
 ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
 
@@ -22,6 +22,7 @@ class TradingAccount(models.Model):
 
     Status = AccountStatus
     TradingState = TradingState
+    OrderMode = OrderMode
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_accounts")
     name = models.CharField(max_length=100)
@@ -45,6 +46,11 @@ class TradingAccount(models.Model):
     # Latest funds as OpenAlgo reported them (already coerced to Decimal strings).
     funds = models.JSONField(default=dict, blank=True)
     funds_at = models.DateTimeField(null=True, blank=True)
+    # Semi-auto is a setting of the OpenAlgo key that no read shows: it is learnt from an order
+    # reply (a pending_order_id, or a 403 "not allowed in Semi-Auto mode"); the evidence is kept.
+    order_mode = models.CharField(max_length=10, choices=OrderMode.choices, default=OrderMode.UNKNOWN)
+    order_mode_evidence = models.CharField(max_length=200, blank=True)
+    order_mode_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,6 +75,10 @@ class TradingAccount(models.Model):
     @property
     def is_healthy(self) -> bool:
         return self.status == self.Status.CONNECTED
+
+    @property
+    def is_semi_auto(self) -> bool:
+        return self.order_mode == self.OrderMode.SEMI_AUTO
 
 
 class AuditEvent(models.Model):

@@ -89,6 +89,19 @@ def account_card(account: TradingAccount) -> dict:
         "m2m": str(m2m) if m2m is not None else None,
         "last_checked_at": account.last_checked_at.isoformat() if account.last_checked_at else None,
         "last_error": account.last_error,
+        "order_mode": account.order_mode,
+        "order_mode_label": account.get_order_mode_display(),
+    }
+
+
+def account_banners(accounts) -> dict:
+    """The accounts a page must warn about above everything else: those whose broker session is
+    unknown (OpenAlgo answers, the broker does not: entries refused) and those in semi-auto mode
+    (entries wait for approval at OpenAlgo, exits refused here)."""
+    accounts = list(accounts)
+    return {
+        "session_unknown": [a for a in accounts if a.status == TradingAccount.Status.BROKER_UNKNOWN],
+        "semi_auto": [a for a in accounts if a.is_semi_auto],
     }
 
 

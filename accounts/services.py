@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -158,14 +160,40 @@ def _ping_result(client: OpenAlgoClient, host_url: str) -> PingResult:
     return PingResult(False, status=Status.DOWN, message=f"OpenAlgo did not answer properly ({res.message}).")
 
 
-# ---------------------------------------------------------------- create / update / delete
-def funds_fields(res, now) -> dict:
-    """The account fields a successful /funds answer updates (none if it failed)."""
-    if res.ok and isinstance(res.data, dict):
+# ---------------------------------------------------------------- funds: the broker's own word
+# The trading-state reason a dead broker session sets; only a halt for this reason is lifted by
+# the health check when funds read real again (a trader's or reconciliation's reason stays).
+BROKER_UNKNOWN_REASON = "broker session unknown: OpenAlgo answers but the broker gave no funds figures"
+FUNDS_FIELDS = ("availablecash", "collateral", "m2mrealized", "m2munrealized", "utiliseddebits")
+
+
+def funds_verdict(data, previous: dict | None) -> str:
+    """Whether a 200 /funds answer carries real figures from the broker: "real", or why not.
+
+    `ping` never reaches the broker, and OpenAlgo's Zerodha (and Fyers) funds answer 200 with
+    `data: {}` when the broker call failed, so only figures prove a live broker session. An
+    answer of all zeros right after non-zero figures is read the same way (a failed broker read
+    dressed as an empty account); a first answer of all zeros is a genuinely empty account."""
+    if not isinstance(data, dict) or not any(data.get(k) not in (None, "") for k in FUNDS_FIELDS):
+        return "funds answered without figures"
+    figures = Funds.parse(data).as_json()
+    if all(Decimal(v) == 0 for v in figures.values()) and any(
+        Decimal(v) != 0 for v in (previous or {}).values() if v not in (None, "")
+    ):
+        return "funds answered all zeros right after non-zero figures"
+    return "real"
+
+
+def funds_fields(res, now, previous: dict | None = None) -> dict:
+    """The account fields a successful /funds answer updates: none if it failed or carried no
+    real figures (`funds_verdict`; `previous` is the account's stored funds, when known), so a
+    dead broker session never shows as ₹0.00."""
+    if res.ok and funds_verdict(res.data, previous) == "real":
         return {"funds": Funds.parse(res.data).as_json(), "funds_at": now}
     return {}
 
 
+# ---------------------------------------------------------------- create / update / delete
 def account_create(
     *,
     owner,
@@ -295,10 +323,13 @@ def paper_accounts_add(*, owner, request=None) -> list[TradingAccount]:
 
 # ---------------------------------------------------------------- health
 def account_check(*, account_id: int) -> TradingAccount | None:
-    """Ping one account, refresh its funds, record status and latency, move the data role if needed.
+    """Ping one account, read its funds, record status and latency, move the data role if needed.
 
-    Three failed checks in a row mark an account down. A key that will not decrypt halts the
-    account at once and sends nothing to its broker.
+    An account is Connected only when funds (a call that reaches the broker) answer with real
+    figures; a ping alone proves only that OpenAlgo runs. Funds without figures mark it "broker
+    session unknown" and move it to REDUCING (exits only) until they read real again. Three
+    failed checks in a row mark an account down. A key that will not decrypt halts the account
+    at once and sends nothing to its broker.
     """
     account = TradingAccount.objects.filter(pk=account_id, is_active=True).first()
     if account is None:
@@ -312,19 +343,34 @@ def account_check(*, account_id: int) -> TradingAccount | None:
         return account
     res = client.ping()
     updates: dict = {"last_checked_at": now}
+    broker_session = None  # after a good ping: "real", or why the broker's session is in doubt
     if res.ok:
-        updates.update(
-            status=Status.CONNECTED,
-            consecutive_failures=0,
-            last_ok_at=now,
-            latency_ms=round(res.latency_ms),
-            last_error="",
-        )
         broker = str((res.data or {}).get("broker", ""))
         if broker and broker != account.broker:
             updates["broker"] = broker
-        updates.update(funds_fields(client.funds(), now))
-    else:
+        funds = client.funds()
+        if funds.ok:
+            broker_session = funds_verdict(funds.data, account.funds)
+        if broker_session == "real":
+            updates.update(
+                status=Status.CONNECTED,
+                consecutive_failures=0,
+                last_ok_at=now,
+                latency_ms=round(res.latency_ms),
+                last_error="",
+                **funds_fields(funds, now),
+            )
+        elif broker_session is not None:
+            # Stored funds stay as they were: the last real figures, and the yardstick for zeros.
+            updates.update(
+                status=Status.BROKER_UNKNOWN,
+                consecutive_failures=0,
+                latency_ms=round(res.latency_ms),
+                last_error=f"OpenAlgo answers, but {broker_session}: is the broker logged in at OpenAlgo?",
+            )
+        else:
+            res = funds  # OpenAlgo answered ping but not funds: a failed check like any other
+    if broker_session is None:
         failures = account.consecutive_failures + 1
         updates.update(consecutive_failures=failures, last_error=res.message[:300], latency_ms=None)
         if res.reason is Reason.AUTH:
@@ -351,6 +397,14 @@ def account_check(*, account_id: int) -> TradingAccount | None:
                     "outcome": str(res.outcome if not res.ok else Outcome.ACCEPTED),
                 },
             )
+        if account.status == Status.BROKER_UNKNOWN:
+            _broker_session_lost(account, first_time=before != Status.BROKER_UNKNOWN)
+        elif broker_session == "real":
+            account_resume_if_reduced_by(
+                account=account,
+                reason=BROKER_UNKNOWN_REASON,
+                message="Active again: the broker's funds read real figures",
+            )
         if account.holds_data_role and account.status not in (Status.CONNECTED, Status.DEGRADED):
             _move_data_role(owner=account.owner, reason=f"{account.name} is {account.get_status_display().lower()}")
         elif (
@@ -359,8 +413,99 @@ def account_check(*, account_id: int) -> TradingAccount | None:
             and not TradingAccount.objects.filter(owner=account.owner, holds_data_role=True).exists()
         ):
             _move_data_role(owner=account.owner, to=account, reason="no account held the market-data role")
+        account.refresh_from_db()
         events.account_updated(account)
     return account
+
+
+def _broker_session_lost(account: TradingAccount, *, first_time: bool) -> None:
+    """Exits only while nothing the broker says can be trusted (an entry would go out blind);
+    alerted once per episode."""
+    account_reduce(
+        account=account,
+        reason=BROKER_UNKNOWN_REASON,
+        message=f"Reducing only: {BROKER_UNKNOWN_REASON}",
+    )
+    if first_time:
+        alert_raise(
+            kind=Alert.Kind.BROKER_SESSION_UNKNOWN,
+            account=account,
+            message=f"{account.name}: OpenAlgo answers but the broker does not ({account.last_error}). "
+            "New entries are refused until the broker's funds read again; log in to the broker in OpenAlgo.",
+        )
+
+
+# ---------------------------------------------------------------- order mode (semi-auto)
+def account_mark_semi_auto(*, account: TradingAccount, evidence: str) -> bool:
+    """Record that `account`'s OpenAlgo key is in semi-auto mode ("Action Center"), from a reply
+    that proves it (a pending_order_id instead of an orderid, or a 403 "not allowed in
+    Semi-Auto mode"). Audited, alerted and pushed only when the mode changed."""
+    return _order_mode_set(account, TradingAccount.OrderMode.SEMI_AUTO, evidence)
+
+
+def account_mark_auto(*, account: TradingAccount, evidence: str) -> bool:
+    """Record that `account` places orders directly (a placement answered with an orderid)."""
+    return _order_mode_set(account, TradingAccount.OrderMode.AUTO, evidence)
+
+
+SEMI_AUTO_ALERT_QUIET = dt.timedelta(minutes=10)
+
+
+def account_exit_refused_semi_auto(*, account: TradingAccount, what: str) -> Alert | None:
+    """Alert that an exit to a semi-auto account was refused. A trigger that fires again and
+    again (a stop re-evaluated each tick) alerts once per quiet period, not at every refusal."""
+    recent = Alert.objects.filter(
+        account=account,
+        kind=Alert.Kind.SEMI_AUTO_EXIT_REFUSED,
+        created_at__gte=timezone.now() - SEMI_AUTO_ALERT_QUIET,
+    )
+    if recent.exists():
+        return None
+    audit_record(
+        action=AuditEvent.Action.CLOSE_REFUSED,
+        account=account,
+        user=account.owner,
+        message=f"{account.name}: exit refused, the account is in semi-auto mode ({what})",
+    )
+    return alert_raise(
+        kind=Alert.Kind.SEMI_AUTO_EXIT_REFUSED,
+        level=Alert.Level.CRITICAL,
+        account=account,
+        message=f"{account.name}: an exit was refused because OpenAlgo is in semi-auto mode ({what}). "
+        "The position stays open: close it in OpenAlgo's Action Center or switch the key to auto mode.",
+        details={"what": what[:200]},
+    )
+
+
+def _order_mode_set(account: TradingAccount, mode: str, evidence: str) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        changed = (
+            TradingAccount.objects.filter(pk=account.pk)
+            .exclude(order_mode=mode)
+            .update(order_mode=mode, order_mode_evidence=evidence[:200], order_mode_at=now)
+        )
+        account.order_mode, account.order_mode_evidence, account.order_mode_at = mode, evidence[:200], now
+        if not changed:
+            return False
+        fresh = TradingAccount.objects.get(pk=account.pk)
+        label = fresh.get_order_mode_display()
+        audit_record(
+            action=AuditEvent.Action.ORDER_MODE,
+            account=fresh,
+            message=f"{fresh.name}: orders are placed in {label} mode ({evidence})",
+            details={"mode": mode, "evidence": evidence[:200]},
+        )
+        if mode == TradingAccount.OrderMode.SEMI_AUTO:
+            alert_raise(
+                kind=Alert.Kind.SEMI_AUTO,
+                account=fresh,
+                message=f"{fresh.name} is in semi-auto mode at OpenAlgo: entries wait for approval in the "
+                "Action Center, and exits are refused here (an automatic exit cannot be guaranteed).",
+                details={"evidence": evidence[:200]},
+            )
+        events.account_updated(fresh)
+    return True
 
 
 def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
@@ -460,6 +605,17 @@ def account_resume_if_halted_by(*, account: TradingAccount, reason: str, message
     another cause stays. Audited and pushed only when the state moved."""
     resumed = TradingAccount.objects.filter(
         pk=account.pk, trading_state=TradingAccount.TradingState.HALTED, halt_reason=reason[:200]
+    ).update(trading_state=TradingAccount.TradingState.ACTIVE, halt_reason="")
+    if resumed:
+        _trading_state_changed(account, TradingAccount.TradingState.ACTIVE, message)
+    return bool(resumed)
+
+
+def account_resume_if_reduced_by(*, account: TradingAccount, reason: str, message: str) -> bool:
+    """REDUCING → ACTIVE, only when it was moved there for `reason` (as
+    `account_resume_if_halted_by` for a halt). Audited and pushed only when the state moved."""
+    resumed = TradingAccount.objects.filter(
+        pk=account.pk, trading_state=TradingAccount.TradingState.REDUCING, halt_reason=reason[:200]
     ).update(trading_state=TradingAccount.TradingState.ACTIVE, halt_reason="")
     if resumed:
         _trading_state_changed(account, TradingAccount.TradingState.ACTIVE, message)

@@ -32,6 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "accounts": accounts,
             "cards": [selectors.account_card(a) for a in accounts],
             "totals": selectors.dashboard_totals(accounts),
+            "banners": selectors.account_banners(accounts),
             "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
         },
     )
@@ -39,12 +40,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = selectors.account_list_visible_to(user=request.user)
+    accounts = list(selectors.account_list_visible_to(user=request.user))
     return render(
         request,
         "accounts/account_list.html",
         {
             "accounts": accounts,
+            "banners": selectors.account_banners(accounts),
             "paper_available": settings.BROKERSIM_ACCOUNTS_FILE.exists(),
         },
     )

@@ -60,6 +60,7 @@ ORDER_WRITERS = frozenset(
 # Endpoints whose "success" names the order it placed: without the orderid nothing says which.
 ORDER_PLACERS = frozenset({"placeorder"})
 APPROVAL_QUEUED = "queued for approval at OpenAlgo"
+SEMI_AUTO_TEXT = "semi-auto mode"  # in OpenAlgo's 403: "… is not allowed in Semi-Auto mode …"
 
 
 class Outcome(enum.StrEnum):
@@ -81,6 +82,9 @@ class Reason(enum.StrEnum):
     BAD_RESPONSE = "bad_response"
     NO_ORDERID = "no_orderid"  # placeorder said success but named no order
     PENDING_APPROVAL = "pending_approval"  # semi-auto mode: queued for a human, no orderid
+    # Semi-auto mode refuses modify, cancel, cancel-all and close with a 403: the key is fine,
+    # the action is not allowed (reading it as AUTH would report a dead session or a bad key).
+    SEMI_AUTO = "semi_auto"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,12 @@ class Result:
     @property
     def data(self) -> Any:
         return self.body.get("data")
+
+    @property
+    def shows_semi_auto(self) -> bool:
+        """The reply proves the key is in semi-auto mode (an order queued for approval, or an
+        action refused because of that mode)."""
+        return self.reason in (Reason.PENDING_APPROVAL, Reason.SEMI_AUTO)
 
 
 def error_message(body: Any) -> str:
@@ -130,6 +140,8 @@ def classify(endpoint: str, code: int, parsed: Any, latency_ms: float = 0.0) -> 
         return Result(Outcome.UNKNOWN, reason, code, message=msg, latency_ms=latency_ms)
     if 400 <= code < 500:
         reason = _REJECT_REASONS.get(code, Reason.VALIDATION)
+        if code == 403 and SEMI_AUTO_TEXT in error_message(parsed).lower():
+            reason = Reason.SEMI_AUTO
         return Result(Outcome.REJECTED, reason, code, parsed, error_message(parsed), latency_ms)
     status = parsed.get("status")
     if not 200 <= code < 300 or status not in ("success", "error"):

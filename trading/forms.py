@@ -68,12 +68,30 @@ class OrderForm(PriceRules):
     )
     exchange = forms.ChoiceField(choices=[(e, e) for e in EXCHANGES])
     action = forms.ChoiceField(choices=Order.Action.choices)
-    quantity = forms.IntegerField(min_value=1, max_value=1_000_000)
+    quantity = forms.IntegerField(
+        required=False, min_value=1, max_value=1_000_000, label="Quantity (units)", help_text="Shares, or units."
+    )
+    # Lots are the one size that means the same on every account: each account's quantity comes
+    # from its own broker's lot size (Zerodha counts MCX in contracts, other brokers in units).
+    lots = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        label="Lots (F&O)",
+        help_text="Or the number of lots: each account's quantity comes from its broker's lot size.",
+    )
     pricetype = forms.ChoiceField(choices=Order.PriceType.choices, initial="MARKET", label="Order type")
     product = forms.ChoiceField(choices=Order.Product.choices, initial="MIS")
     price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     client_token = TokenField()
+
+    def clean(self):
+        d = super().clean()
+        sized = bool(d.get("quantity")) != bool(d.get("lots"))
+        if not sized and "quantity" not in self.errors and "lots" not in self.errors:
+            self.add_error("quantity", "Give either a quantity or a number of lots (not both).")
+        return d
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,7 +105,7 @@ class OrderForm(PriceRules):
         if not d.get("client_token"):
             return ""
         terms = [sorted(a.pk for a in d["accounts"])] + [
-            str(d.get(k) or "") for k in ("symbol", "exchange", "action", "quantity", "pricetype", "product")
+            str(d.get(k) or "") for k in ("symbol", "exchange", "action", "quantity", "lots", "pricetype", "product")
         ]
         terms += [str(d.get(k) or 0) for k in ("price", "trigger_price")]
         digest = hashlib.sha256(repr(terms).encode()).hexdigest()[:16]

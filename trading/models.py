@@ -125,6 +125,17 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"{self.action} {self.quantity} {self.symbol} on {self.account_id} ({self.status})"
 
+    # broker_status of an order OpenAlgo queued for a human's approval (semi-auto mode).
+    AWAITING_APPROVAL = "awaiting approval"
+
+    @property
+    def status_label(self) -> str:
+        """The status as a person reads it: an order queued for approval at OpenAlgo is neither
+        accepted nor lost, and says so."""
+        if self.status == self.Status.UNKNOWN and self.broker_status == self.AWAITING_APPROVAL:
+            return "Awaiting approval at OpenAlgo"
+        return self.get_status_display()
+
     @property
     def tag(self) -> str:
         """Sent to OpenAlgo as `strategy`, so the broker's books name the intent they came from."""

@@ -140,7 +140,7 @@ def order_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -> list[d
                 "exit": o.reduce_only,
                 "terms": f"{terms} · {o.product}",
                 "status": o.status,
-                "status_label": o.get_status_display(),
+                "status_label": o.status_label,
                 "broker_orderid": o.broker_orderid or "—",
                 "filled": o.filled_quantity,
                 "avg": inr(o.average_price) if o.average_price else "—",

@@ -43,7 +43,7 @@ def order_row(o: Order) -> dict:
         "action": o.action,
         "quantity": o.quantity,
         "status": o.status,
-        "status_label": o.get_status_display(),
+        "status_label": o.status_label,
         "broker_orderid": o.broker_orderid or "",
         "filled_quantity": o.filled_quantity,
         "average_price": f"{o.average_price:.2f}" if o.average_price is not None else "",

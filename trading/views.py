@@ -37,11 +37,12 @@ def order_new(request: HttpRequest) -> HttpResponse:
             d["symbol"],
             d["exchange"],
             d["action"],
-            d["quantity"],
+            d.get("quantity") or 0,
             d["pricetype"],
             d["product"],
             d.get("price") or Decimal(0),
             d.get("trigger_price") or Decimal(0),
+            lots=d.get("lots") or 0,
         )
         try:
             batch = services.orders_create(

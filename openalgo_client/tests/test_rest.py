@@ -187,6 +187,17 @@ U, R, A = Outcome.UNKNOWN, Outcome.REJECTED, Outcome.ACCEPTED
         ("placeorder", 200, {"status": "error", "message": "no"}, R, Reason.VALIDATION),
         ("placeorder", 400, {"status": "error", "message": "no"}, R, Reason.VALIDATION),
         ("placeorder", 403, {"status": "error", "message": "Invalid openalgo apikey"}, R, Reason.AUTH),
+        # Semi-auto mode's refusals are not an authentication failure: the key works.
+        *(
+            (ep, 403, {"status": "error", "message": f"{what} is not allowed in Semi-Auto mode."}, R, Reason.SEMI_AUTO)
+            for ep, what in (
+                ("modifyorder", "Modify order"),
+                ("cancelorder", "Cancel order"),
+                ("cancelallorder", "Cancel all orders"),
+                ("closeposition", "Close position"),
+            )
+        ),
+        ("cancelorder", 403, {"status": "error", "message": "Incorrect `api_key` or `access_token`."}, R, Reason.AUTH),
         ("placeorder", 429, {"message": "10 per 1 second"}, U, Reason.RATE_LIMITED),
         ("modifyorder", 429, None, U, Reason.RATE_LIMITED),
         ("orderbook", 429, {"message": "10 per 1 second"}, R, Reason.RATE_LIMITED),
@@ -204,3 +215,12 @@ def test_classify(endpoint, code, body, outcome, reason):
 def test_an_order_queued_for_approval_says_so():
     r = classify("placeorder", 200, {"status": "success", "mode": "semi_auto", "pending_order_id": "p-17"})
     assert r.message == "queued for approval at OpenAlgo (pending order p-17)"
+    assert r.shows_semi_auto
+
+
+def test_only_semi_auto_replies_show_semi_auto():
+    body = {"status": "error", "message": "Cancel order is not allowed in Semi-Auto mode."}
+    refused = classify("cancelorder", 403, body)
+    assert refused.shows_semi_auto and refused.message.startswith("Cancel order is not allowed")
+    assert not classify("placeorder", 200, {"status": "success", "orderid": "1"}).shows_semi_auto
+    assert not classify("placeorder", 403, {"status": "error", "message": "Invalid openalgo apikey"}).shows_semi_auto

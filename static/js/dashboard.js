@@ -41,7 +41,11 @@
     if (!card) { window.location.reload(); return; }  // a new account: render it server-side
     // A new trading state (an exit needing attention moves the account to reducing only): the
     // server renders the cards and the attention banner again, with what trading knows.
-    if (card.dataset.tradingState !== d.trading_state) { resync(); return; }
+    // So does a new order mode (semi-auto found at OpenAlgo) or a broker session found unknown or
+    // back: their badges and banners.
+    var session = function (s) { return s === "broker_unknown"; };
+    if (card.dataset.tradingState !== d.trading_state || card.dataset.orderMode !== d.order_mode ||
+        session(card.dataset.status) !== session(d.status)) { resync(); return; }
     card.dataset.cash = d.cash || "";
     card.dataset.used = d.used_margin || "";
     card.dataset.m2m = d.m2m || "";

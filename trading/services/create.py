@@ -3,6 +3,7 @@ is committed before anything is sent; one send task per account is queued on com
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from accounts.choices import TradingState
-from accounts.services import account_client
+from accounts.services import account_client, account_exit_refused_semi_auto
 from openalgo_client.rest import to_decimal
 
 from ..freeze import split_quantity
@@ -22,20 +23,59 @@ if TYPE_CHECKING:
     from accounts.models import TradingAccount
 
 
+# Exchanges whose instruments trade in single units everywhere: no /symbol read for them.
+UNIT_EXCHANGES = ("NSE", "BSE")
+
+
 def instrument_info(account: TradingAccount, symbol: str, exchange: str) -> dict:
-    """Lot size and freeze quantity from the broker's /symbol (cached 6 h: they change rarely)."""
-    key = f"instrument:{exchange}:{symbol}"
+    """Lot size and freeze quantity from `account`'s own broker (/symbol), cached 6 h per OpenAlgo
+    server: brokers count differently (Zerodha's MCX lot is 1 contract, another broker's the
+    100 units of that contract), so one account's answer never sizes another's order."""
+    server = hashlib.sha256(f"{account.host_url.rstrip('/')}|{account.broker}".encode()).hexdigest()[:16]
+    key = f"instrument:{server}:{exchange}:{symbol}"
     info = cache.get(key)
     if info is None:
         res = account_client(account).call("symbol", symbol=symbol, exchange=exchange)
         if not res.ok or not isinstance(res.data, dict):
-            raise OrderRefused(f"{symbol} on {exchange}: {res.message or 'unknown instrument'}")
+            raise OrderRefused(f"{symbol} on {exchange} ({account.name}): {res.message or 'unknown instrument'}")
         info = {
-            "lotsize": int(to_decimal(res.data.get("lotsize"), Decimal(1))),
+            "lotsize": max(int(to_decimal(res.data.get("lotsize"), Decimal(1))), 1),
             "freeze_qty": int(to_decimal(res.data.get("freeze_qty"), Decimal(0))),
         }
         cache.set(key, info, 6 * 3600)
     return info
+
+
+def _sizes(accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple[int, int], dict]:
+    """Each account's lot size and freeze quantity for each leg, keyed (account pk, leg index),
+    read before the transaction (network). An entry given in units must be a whole number of
+    lots on every account, and mean the same size on each: where the accounts' lot sizes differ
+    (MCX on Zerodha and on another broker), units are refused and lots asked for instead. An
+    exit is sized from the account's own position, in that account's units, and never refused
+    for its size here."""
+    unit = {"lotsize": 1, "freeze_qty": 0}
+    sizes = {
+        (a.pk, i): unit if leg.exchange in UNIT_EXCHANGES else instrument_info(a, leg.symbol, leg.exchange)
+        for a in accounts
+        for i, leg in enumerate(legs)
+    }
+    for i, leg in enumerate(legs):
+        if leg.lots or leg.reduce_only:
+            continue
+        lots = {a.name: sizes[(a.pk, i)]["lotsize"] for a in accounts}
+        if len(set(lots.values())) > 1:
+            each = ", ".join(f"{name}: {lot}" for name, lot in lots.items())
+            raise OrderRefused(
+                f"{leg.symbol} on {leg.exchange}: the lot size differs between the accounts ({each}), so "
+                f"{leg.quantity} units would be a different size on each: give the quantity in lots"
+            )
+        for name, lot in lots.items():
+            if leg.quantity % lot:
+                raise OrderRefused(
+                    f"{leg.symbol} on {leg.exchange}: {leg.quantity} is not a whole number of lots on {name} "
+                    f"(lot size {lot}): give a multiple of {lot}, or the quantity in lots"
+                )
+    return sizes
 
 
 TOKEN_MAX = OrderBatch._meta.get_field("client_token").max_length
@@ -75,23 +115,30 @@ def orders_create(
             return existing
     if not accounts or not legs:
         raise OrderRefused("choose at least one account and one leg")
+    exits = [leg for leg in legs if leg.reduce_only]
     for a in accounts:
         if not a.is_active:
             raise OrderRefused(f"{a.name} is inactive")
-        if a.trading_state != TradingState.ACTIVE and not all(leg.reduce_only for leg in legs):
+        if a.trading_state != TradingState.ACTIVE and len(exits) < len(legs):
             why = f" ({a.halt_reason})" if a.halt_reason else ""
             raise OrderRefused(f"{a.name} is {a.get_trading_state_display().lower()}: only exits are allowed{why}")
+        if a.is_semi_auto and exits:
+            # OpenAlgo would queue the exit for a human and refuses cancel and close: nothing here
+            # could see it through, so it is refused now, loudly, rather than left waiting.
+            what = ", ".join(f"{leg.action} {leg.quantity or f'{leg.lots} lots'} {leg.symbol}" for leg in exits)
+            account_exit_refused_semi_auto(account=a, what=what)
+            raise OrderRefused(
+                f"{a.name} is in semi-auto mode at OpenAlgo (orders wait for approval in its Action Center): "
+                f"an exit cannot be guaranteed from here, so it was not sent ({what}). Close it in OpenAlgo's "
+                "Action Center or switch the key to auto mode."
+            )
     for leg in legs:
-        if leg.action not in ("BUY", "SELL") or leg.quantity <= 0:
-            raise OrderRefused(f"invalid leg {leg}")
-    # Freeze limits are read before the transaction (network), per instrument, from the first account.
-    limits = {
-        (leg.symbol, leg.exchange): instrument_info(accounts[0], leg.symbol, leg.exchange)
-        for leg in legs
-        if leg.exchange not in ("NSE", "BSE")
-    }
+        sized = (leg.quantity > 0) != (leg.lots > 0) and min(leg.quantity, leg.lots) >= 0
+        if leg.action not in ("BUY", "SELL") or not sized:
+            raise OrderRefused(f"invalid leg {leg}: give a positive quantity or a positive number of lots")
+    sizes = _sizes(accounts, legs)
     try:
-        batch = _batch_write(user, accounts, legs, limits, kind=kind, note=note, client_token=client_token)
+        batch = _batch_write(user, accounts, legs, sizes, kind=kind, note=note, client_token=client_token)
     except IntegrityError:
         # Another request with this token committed its batch after our read above: ours rolled
         # back whole (no order of it was written), theirs is the answer.
@@ -111,7 +158,7 @@ def batch_for_token(user, client_token: str) -> OrderBatch | None:
     return batch
 
 
-def _batch_write(user, accounts, legs, limits, *, kind: str, note: str, client_token: str) -> OrderBatch:
+def _batch_write(user, accounts, legs, sizes, *, kind: str, note: str, client_token: str) -> OrderBatch:
     with transaction.atomic():
         batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200], client_token=client_token)
         # BUY legs before SELL legs: hedges first, so a short is never naked in between.
@@ -119,8 +166,9 @@ def _batch_write(user, accounts, legs, limits, *, kind: str, note: str, client_t
         plain: list[Order] = []  # one INSERT for every unsplit order of the batch
         for a in accounts:
             for i, leg in ordered:
-                info = limits.get((leg.symbol, leg.exchange), {"lotsize": 1, "freeze_qty": 0})
-                parts = split_quantity(leg.quantity, info["lotsize"], info["freeze_qty"])
+                info = sizes[(a.pk, i)]
+                quantity = leg.quantity_for(info["lotsize"])  # this account's own lots
+                parts = split_quantity(quantity, info["lotsize"], info["freeze_qty"])
                 common = {
                     "batch": batch,
                     "account": a,
@@ -135,10 +183,10 @@ def _batch_write(user, accounts, legs, limits, *, kind: str, note: str, client_t
                 }
                 key = f"b{batch.pk}:a{a.pk}:l{i}:g0"
                 if len(parts) == 1:
-                    plain.append(Order(idempotency_key=key, quantity=leg.quantity, **common))
+                    plain.append(Order(idempotency_key=key, quantity=quantity, **common))
                     continue
                 # Above the freeze quantity: a parent that is never sent, and children that are.
-                parent = Order.objects.create(idempotency_key=key, quantity=leg.quantity, status=Status.SPLIT, **common)
+                parent = Order.objects.create(idempotency_key=key, quantity=quantity, status=Status.SPLIT, **common)
                 Order.objects.bulk_create(
                     [
                         Order(idempotency_key=f"{key}:c{n}", quantity=q, parent=parent, **common)

@@ -22,9 +22,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts import crypto
-from accounts.choices import TradingState
+from accounts.choices import OrderMode, TradingState
 from accounts.selectors import account_get_by_id
-from accounts.services import account_client
+from accounts.services import account_client, account_mark_auto, account_mark_semi_auto
 from openalgo_client.rest import Reason
 
 from .. import brokerbooks, events, throttle
@@ -191,6 +191,11 @@ def _send(client, account: TradingAccount, order: Order) -> str:
         # sending to this server backs off for a second.
         throttle.hold(account.host_url, 1.0)
     record_outcome(order, res)
+    # The placement's reply is the only place OpenAlgo's order mode shows (no read reveals it).
+    if res.shows_semi_auto:
+        account_mark_semi_auto(account=account, evidence=f"order {order.pk}: {res.message}")
+    elif res.ok and account.order_mode != OrderMode.AUTO:
+        account_mark_auto(account=account, evidence=f"order {order.pk} placed as {res.body.get('orderid')}")
     return SENT
 
 
