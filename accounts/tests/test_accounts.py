@@ -265,7 +265,9 @@ def test_one_way_to_a_broker_clients_are_cached_per_key_version_and_hold_no_plai
     second = services.account_client(account)
     assert second is not first and second.ping().ok
     assert first._http.is_closed
-    assert all(key[0] == account.pk and sim.api_key not in key[1] for key in services._clients)
+    # One client per account (other tests' accounts may be cached too), and no key is plaintext.
+    assert [key for key in services._clients if key[0] == account.pk] == [(account.pk, services._key_version(account))]
+    assert all(sim.api_key not in key[1] for key in services._clients)
 
 
 @pytest.mark.django_db
