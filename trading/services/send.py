@@ -30,7 +30,7 @@ from openalgo_client.rest import Reason
 from .. import brokerbooks, events, throttle
 from ..locks import exit_lock
 from ..models import Order, Position
-from . import enqueue
+from . import bookwatch, enqueue
 from .books import account_reconcile_if_stale
 from .common import LIVE, Status
 from .fills import order_refresh
@@ -57,6 +57,7 @@ def claim_margin() -> float:
 # or is done with it here (rejected, left to the sweeper, or taken over by another worker).
 # GO: the exit gate lets it through to the throttle and the send.
 SENT, HELD, DONE, GO = "sent", "held", "done", "go"
+POSITION_KEY = ("exchange", "symbol", "product")
 
 
 def _claim(order: Order) -> bool:
@@ -239,8 +240,10 @@ def _reduce_only_gate(client, order: Order) -> str:
                 order_refresh(order_id=pk)  # fills booked into our position
             check = _exit_check(client, order, same, key)
     except brokerbooks.BookUnreadable as e:
-        # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open".
+        # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open"
+        # (an empty book while we hold the position included: brokerbooks.BookUnknown).
         # Not re-queued at once: the sweeper looks again in a few seconds.
+        bookwatch.read_bad(order.account, bookwatch.POSITIONS, str(e))
         _give_back(order, f"broker position unknown ({e}): exit held")
         return DONE
     views = f"the broker allows {check.broker}, our fills {check.ours}"
@@ -267,6 +270,9 @@ def _reduce_only_gate(client, order: Order) -> str:
 def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
     """Both views of the position now (the positionbook is read here; BookUnreadable passes up)."""
     book = brokerbooks.from_result(client.positionbook(), brokerbooks.parse_positionbook)
+    held = Position.objects.filter(account_id=order.account_id).exclude(quantity=0)
+    brokerbooks.check_positionbook(book, {(e, s, p): q for e, s, p, q in held.values_list(*POSITION_KEY, "quantity")})
+    bookwatch.read_good(order.account, bookwatch.POSITIONS)
     pos = book.get((order.exchange, order.symbol, order.product))
     ours = Position.objects.filter(**key).values_list("quantity", flat=True).first()
     live = same.filter(status__in=LIVE).values_list("action", "quantity", "filled_quantity")
@@ -274,7 +280,7 @@ def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
     return brokerbooks.exit_check(
         order.action,
         order.quantity,
-        pos.quantity if pos else 0,
+        pos.quantity if pos else None,
         ours,
         [(a, q - f) for a, q, f in live],
         settled=age >= dt.timedelta(seconds=settings.EXIT_BOOKS_AGREE_SECONDS),
