@@ -18,6 +18,7 @@ from .. import brokerbooks, throttle
 from ..locks import close_all_lock
 from ..models import Order, OrderBatch, Position
 from . import bookwatch, enqueue
+from .books import positions_held
 from .common import LIVE, Leg, OrderRefused, Status
 from .create import batch_for_token, orders_create
 from .fills import order_refresh
@@ -196,11 +197,8 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
                 f"{account.name}: broker positions unreadable ({e}); nothing was sent: "
                 "close everything is held until they read true"
             ) from e
-        ours = Position.objects.filter(account_id=account.pk).exclude(quantity=0)
         try:
-            brokerbooks.check_positionbook(
-                book, {(e, s, p): q for e, s, p, q in ours.values_list("exchange", "symbol", "product", "quantity")}
-            )
+            brokerbooks.check_positionbook(book, positions_held(account.pk))
             bookwatch.read_good(account, bookwatch.POSITIONS)
         except brokerbooks.BookUnknown as e:
             # The book lacks positions we hold (an error answered as an empty book, or a book that

@@ -82,12 +82,21 @@ def _ours(account: TradingAccount) -> dict[brokerbooks.Key, int]:
     }
 
 
+def positions_held(account_id: int, now: dt.datetime | None = None) -> dict[brokerbooks.Key, int]:
+    """The positions the broker's positionbook must list (brokerbooks.check_positionbook): every
+    non-zero one of ours, except delivery (CNC) bought before today, which the broker has moved
+    to holdings by now and no longer shows among positions."""
+    rows = Position.objects.filter(account_id=account_id).exclude(quantity=0)
+    rows = rows.exclude(product=Order.Product.CNC, updated_at__lt=day_start(now))
+    return {(e, s, p): q for e, s, p, q in rows.values_list("exchange", "symbol", "product", "quantity")}
+
+
 def _read_positions(account: TradingAccount, client) -> dict[brokerbooks.Key, brokerbooks.BrokerPosition]:
     """The positionbook, trusted only if it lists every instrument we hold (BookUnreadable
     otherwise, BookUnknown included); each read counted for the alert (bookwatch)."""
     try:
         book = _read(client, "positionbook", brokerbooks.parse_positionbook)
-        brokerbooks.check_positionbook(book, _ours(account))
+        brokerbooks.check_positionbook(book, positions_held(account.pk))
     except brokerbooks.BookUnreadable as e:
         bookwatch.read_bad(account, bookwatch.POSITIONS, str(e))
         raise

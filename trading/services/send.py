@@ -31,7 +31,7 @@ from .. import brokerbooks, events, throttle
 from ..locks import exit_lock
 from ..models import Order, Position
 from . import bookwatch, enqueue
-from .books import account_reconcile_if_stale
+from .books import account_reconcile_if_stale, positions_held
 from .common import LIVE, Status
 from .fills import order_refresh
 from .outcome import record_outcome
@@ -57,7 +57,6 @@ def claim_margin() -> float:
 # or is done with it here (rejected, left to the sweeper, or taken over by another worker).
 # GO: the exit gate lets it through to the throttle and the send.
 SENT, HELD, DONE, GO = "sent", "held", "done", "go"
-POSITION_KEY = ("exchange", "symbol", "product")
 
 
 def _claim(order: Order) -> bool:
@@ -270,8 +269,7 @@ def _reduce_only_gate(client, order: Order) -> str:
 def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
     """Both views of the position now (the positionbook is read here; BookUnreadable passes up)."""
     book = brokerbooks.from_result(client.positionbook(), brokerbooks.parse_positionbook)
-    held = Position.objects.filter(account_id=order.account_id).exclude(quantity=0)
-    brokerbooks.check_positionbook(book, {(e, s, p): q for e, s, p, q in held.values_list(*POSITION_KEY, "quantity")})
+    brokerbooks.check_positionbook(book, positions_held(order.account_id))
     bookwatch.read_good(order.account, bookwatch.POSITIONS)
     pos = book.get((order.exchange, order.symbol, order.product))
     ours = Position.objects.filter(**key).values_list("quantity", flat=True).first()

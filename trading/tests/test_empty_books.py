@@ -453,3 +453,17 @@ def test_a_partial_close_by_someone_else_after_15_15_stays_a_difference(alice, a
     assert recon.state == Reconciliation.State.MISMATCH
     assert recon.differences[0]["ours"] == 10 and recon.differences[0]["broker"] == 4
     assert Position.objects.get(account=account, symbol="SBIN").quantity == 10
+
+
+@pytest.mark.django_db
+def test_delivery_bought_before_today_need_not_be_listed_among_positions(alice, acc):
+    """The next day a broker shows yesterday's CNC buy among holdings, not positions: a
+    positionbook without it is not unknown (the account is not halted over it)."""
+    account, sim = acc
+    Position.objects.create(account=account, exchange="NSE", symbol="TCS", product="CNC", quantity=5)
+    Position.objects.filter(account=account).update(updated_at=at_ist(10, 0) - dt.timedelta(days=1))
+    assert services.account_books_refresh(account_id=account.pk).state != Reconciliation.State.UNKNOWN
+    account.refresh_from_db()
+    assert account.trading_state == TradingAccount.TradingState.ACTIVE
+    Position.objects.filter(account=account).update(updated_at=at_ist(0, 1))  # bought today: must be listed
+    assert services.account_books_refresh(account_id=account.pk).state == Reconciliation.State.UNKNOWN
