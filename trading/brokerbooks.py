@@ -7,6 +7,7 @@ cannot read with certainty raises `BookUnreadable`; it never reads as "no positi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -16,6 +17,12 @@ Key = tuple[str, str, str]  # (exchange, symbol, product)
 
 class BookUnreadable(Exception):
     """The broker answered, but not with a book we can trust."""
+
+
+class BookUnknown(BookUnreadable):
+    """The book parsed, but lacks rows we know must be in it: a failure answered as an empty book
+    (Angel turns `status:false` into `[]`, Noren-family brokers an expired session), never proof
+    of "no orders" or "flat". Handled exactly like an unreadable book."""
 
 
 def _number(value, what: str) -> Decimal:
@@ -125,6 +132,53 @@ def parse_holdings(data) -> list[dict]:
     return out
 
 
+# ------------------------------------------------------------------ empty is not flat
+# Some OpenAlgo servers answer a failed book read with 200 and an empty book. Such a book parses,
+# so it is checked against what we know must be in it; one that lacks it is unknown, not "none".
+def _lacking(what: str, missing: list[str], total: int, empty: bool) -> BookUnknown:
+    shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+    how = "empty" if empty else f"lacks {len(missing)} of them ({shown})"
+    return BookUnknown(f"{what} {how} while we know {total}: read as unknown, not as none")
+
+
+def orderbook_rows(data) -> list[dict]:
+    """The order rows of an orderbook body (OpenAlgo nests them under "orders"; an error answered
+    as an empty book gives a bare list)."""
+    if isinstance(data, Mapping):
+        data = data.get("orders", [])
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise BookUnreadable(f"expected a list of orders, got {type(data).__name__}")
+    return [r for r in data if isinstance(r, Mapping)]
+
+
+def check_orderbook(rows: Iterable[Mapping], accepted_today: Iterable[str]) -> None:
+    """Every order the broker accepted today (its order id is known to us) stays listed in the
+    day's orderbook whatever its state; a book without one of them is unknown."""
+    known = {str(o) for o in accepted_today if o}
+    listed = {str(r.get("orderid")) for r in rows}
+    if missing := sorted(known - listed):
+        raise _lacking("orderbook", missing, len(known), not listed)
+
+
+def check_positionbook(book: Mapping[Key, BrokerPosition], held: Mapping[Key, int]) -> None:
+    """A broker lists every instrument traded or carried today, a closed one with quantity 0; a
+    positionbook without one we hold (non-zero in our books) is unknown, not flat."""
+    known = {k for k, q in held.items() if q}
+    if missing := sorted(known - set(book)):
+        raise _lacking("positionbook", [":".join(k[:2]) for k in missing], len(known), not book)
+
+
+def check_tradebook(trades: Iterable[Mapping], filled_today: Iterable[str]) -> None:
+    """Every order of ours with a fill today has its trades in the day's tradebook."""
+    trades = list(trades)
+    known = {str(o) for o in filled_today if o}
+    listed = {str(t.get("orderid")) for t in trades}
+    if missing := sorted(known - listed):
+        raise _lacking("tradebook", missing, len(known), not trades)
+
+
 # ------------------------------------------------------------------ reconciliation
 OUTSIDE = "outside"  # the broker holds more (or other) than our fills explain: placed outside AlgoMirror
 MISSING = "missing"  # we think it is open, the broker has less: exited outside, or while we were down
@@ -168,6 +222,70 @@ def compare(ours: Mapping[Key, int], broker: Mapping[Key, BrokerPosition]) -> li
     return out
 
 
+# ------------------------------------------------------------------ the broker's MIS square-off
+# Brokers square intraday (MIS) positions off themselves near the close, with orders of their own
+# (none of ours, no tag of ours). Times as OpenAlgo's sandbox does it; other exchanges at 15:15.
+SQUARE_OFF = dt.time(15, 15)
+SQUARE_OFF_AT = {"CDS": dt.time(16, 45), "BCD": dt.time(16, 45), "NCDEX": dt.time(17, 0), "MCX": dt.time(23, 30)}
+
+
+@dataclass(frozen=True)
+class SquareOff:
+    """A position the broker closed itself: its trades, read as one fill of ours."""
+
+    exchange: str
+    symbol: str
+    product: str
+    action: str  # the broker's side: SELL closed a long
+    quantity: int
+    price: Decimal  # the trades' average
+    orderids: tuple[str, ...]
+
+
+def broker_square_offs(
+    diffs: Iterable[Difference],
+    trades: Iterable[Mapping],
+    *,
+    our_orderids: Iterable[str],
+    our_tags: Iterable[str],
+    ist_time: dt.time,
+) -> list[SquareOff]:
+    """The differences that are the broker's own MIS square-off, read conservatively — all of:
+
+    * MIS, and the time (IST, today) is past that exchange's square-off time;
+    * we hold it (non-zero), the broker lists it at exactly 0;
+    * the tradebook has trades for it that are not ours (neither our order id nor our tag), all
+      on the closing side, adding up to exactly our quantity.
+
+    Anything less (a partial close, a trade on the opening side, before the time) stays a
+    difference for a person to look at.
+    """
+    ours, tags = {str(o) for o in our_orderids}, set(our_tags)
+    foreign: dict[Key, list[Mapping]] = {}
+    for t in trades:
+        if str(t.get("orderid")) in ours or t.get("strategy") in tags:
+            continue
+        key = (str(t.get("exchange")), str(t.get("symbol")), str(t.get("product")))
+        foreign.setdefault(key, []).append(t)
+    out = []
+    for d in diffs:
+        if d.product != "MIS" or d.ours == 0 or d.broker != 0:
+            continue
+        if ist_time < SQUARE_OFF_AT.get(d.exchange, SQUARE_OFF):
+            continue
+        closing = "SELL" if d.ours > 0 else "BUY"
+        rows = foreign.get((d.exchange, d.symbol, d.product), [])
+        if not rows or any(str(t.get("action", "")).upper() != closing for t in rows):
+            continue
+        qty = sum(int(t["quantity"]) for t in rows)
+        if qty != abs(d.ours):
+            continue
+        value = sum(Decimal(str(t["price"])) * int(t["quantity"]) for t in rows)
+        orderids = tuple(sorted({str(t.get("orderid")) for t in rows}))
+        out.append(SquareOff(d.exchange, d.symbol, d.product, closing, qty, value / qty, orderids))
+    return out
+
+
 # ------------------------------------------------------------------ reduce-only (I3)
 def exit_allowance(action: str, broker_quantity: int, in_flight: Iterable[tuple[str, int]]) -> int:
     """How much of an exit in direction `action` may still be sent without flipping the position.
@@ -196,7 +314,7 @@ class ExitCheck:
 def exit_check(
     action: str,
     requested: int,
-    broker_quantity: int,
+    broker_quantity: int | None,
     our_quantity: int | None,
     in_flight: Iterable[tuple[str, int]],
     *,
@@ -215,7 +333,14 @@ def exit_check(
     window); after that the smaller, safer one wins (an exit never flips; what only the broker
     shows, e.g. placed outside AlgoMirror, is left for a position repair). Either way, what both
     views allow goes at once. An instrument we never filled has only the broker's view.
+
+    `broker_quantity` None: the positionbook has no row for the instrument. Alone that is flat,
+    but while our fills hold it the book is unknown (`BookUnknown`): the exit waits, never denied.
     """
+    if broker_quantity is None:
+        if our_quantity:
+            raise BookUnknown(f"positionbook has no row for a position we hold ({our_quantity}): unknown, not flat")
+        broker_quantity = 0
     items = list(in_flight)
     broker = exit_allowance(action, broker_quantity, items)
     if our_quantity is None:

@@ -3,21 +3,23 @@ a position or a whole account (reduce-only exits, trimmed at send time to what t
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from accounts.choices import AuditAction, TradingState
+from accounts.choices import AlertKind, AlertLevel, AuditAction, TradingState
 from accounts.selectors import account_get_by_id
-from accounts.services import account_client, audit_record
+from accounts.services import account_client, alert_raise, audit_record
 from openalgo_client.orderstatus import Kind
 from openalgo_client.rest import Outcome
 
 from .. import brokerbooks, throttle
 from ..locks import close_all_lock
 from ..models import Order, OrderBatch, Position
-from . import enqueue
+from . import bookwatch, enqueue
+from .books import positions_held
 from .common import LIVE, Leg, OrderRefused, Status
 from .create import batch_for_token, orders_create
 from .fills import order_refresh
@@ -101,13 +103,17 @@ def orders_cancel_all(*, account_id: int) -> dict:
     res = account_client(account).cancelallorder(strategy="algomirror")
     body = res.body if isinstance(res.body, dict) else {}
     named = {str(oid) for oid in body.get("canceled_orders") or []} if res.ok else set()
-    for pk, oid in Order.objects.filter(account=account, status__in=LIVE).values_list("pk", "broker_orderid"):
+    live = Order.objects.filter(account=account, status__in=LIVE)
+    for pk, oid in live.values_list("pk", "broker_orderid"):
         order_refresh(order_id=pk, expecting=Kind.CANCELLED if oid in named else None)
-    return {
-        "ok": res.ok,
-        "message": res.message or body.get("message", ""),
-        "cancelled": len(body.get("canceled_orders") or []),
-    }
+    cancelled = len(body.get("canceled_orders") or [])
+    message = res.message or body.get("message", "")
+    # Zerodha's cancel-all answers "Canceled 0 orders" when its own orderbook read failed: a
+    # success that cancelled none of the orders we know are open is said so, not taken as done.
+    still = live.count() if res.ok and not cancelled else 0
+    if still:
+        message = f"the broker cancelled none of our {still} open order(s) (its orderbook may be unreadable)"
+    return {"ok": res.ok and not still, "message": message, "cancelled": cancelled}
 
 
 def _exit_leg(exchange: str, symbol: str, product: str, quantity: int) -> Leg:
@@ -155,9 +161,22 @@ def _running_close(account_id: int) -> OrderBatch | None:
     return batch
 
 
+class CloseHeld(OrderRefused):
+    """Close everything cannot see the broker's positions: unreadable, or unknown (a book that
+    lacks positions we hold — an error some servers answer as an empty book). Nothing is sent;
+    on a worker it runs again shortly (account_close_run), never "nothing to close"."""
+
+
+# While held, close everything looks again this often, for at most this long (then a person must act).
+CLOSE_HELD_RETRY = 5.0
+CLOSE_HELD_LIMIT = 15 * 60.0
+
+
 def account_close_all(*, user, account_id: int) -> OrderBatch | None:
     """Flatten one account: cancel its open orders, then exit every position the broker shows
-    (short legs bought back first). Refused when the broker's positions cannot be read.
+    (short legs bought back first). Held when the broker's positions cannot be read (CloseHeld:
+    nothing sent, a worker runs it again); when they read but lack positions we hold (unknown,
+    never "nothing to close"), our own positions are exited, each held at the gate until listed.
 
     While a close-out of this account is still running (any of its orders not yet filled,
     cancelled, rejected or needing attention), a second one joins it: its batch is returned and
@@ -176,7 +195,26 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
         try:
             book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
         except brokerbooks.BookUnreadable as e:
-            raise OrderRefused(f"{account.name}: broker positions unreadable ({e}); nothing was sent") from e
+            bookwatch.read_bad(account, bookwatch.POSITIONS, str(e))
+            raise CloseHeld(
+                f"{account.name}: broker positions unreadable ({e}); nothing was sent: "
+                "close everything is held until they read true"
+            ) from e
+        try:
+            brokerbooks.check_positionbook(book, positions_held(account.pk))
+            bookwatch.read_good(account, bookwatch.POSITIONS)
+        except brokerbooks.BookUnknown as e:
+            # The book lacks positions we hold (an error answered as an empty book, or a book that
+            # lags our fill): never "nothing to close". Our own positions are exited all the same;
+            # each exit is held at the reduce-only gate until the broker's book lists it.
+            bookwatch.read_bad(account, bookwatch.POSITIONS, str(e))
+            audit_record(
+                user=user,
+                account=account,
+                action=AuditAction.ACCOUNT_CLOSED,
+                message=f"close everything: broker positions unknown ({e}); the exits of our own positions are "
+                "held until the broker's books list them",
+            )
         legs = [_exit_leg(*key, q) for key, q in sorted(_to_close(account.pk, book).items())]
         if not legs:
             return None
@@ -231,8 +269,27 @@ def account_close_run(*, account_id: int, user_id: int | None = None) -> OrderBa
     """The worker's side of `account_close_request`: a refusal (broker positions unreadable) is
     audited, since nobody is waiting on a page to see it."""
     user = get_user_model().objects.filter(pk=user_id).first()
+    held_key = f"close-held:{account_id}"
     try:
-        return account_close_all(user=user, account_id=account_id)
+        batch = account_close_all(user=user, account_id=account_id)
+    except CloseHeld as e:
+        now = time.time()
+        since = cache.get(held_key)
+        if since is None:  # the first hold of this close-out is audited; the retries are not
+            cache.set(held_key, since := now, int(CLOSE_HELD_LIMIT * 2))
+            why = f"{e}; trying again every {CLOSE_HELD_RETRY:g} s"
+            audit_record(user=user, action=AuditAction.CLOSE_REFUSED, message=why)
+        if now - since < CLOSE_HELD_LIMIT:
+            enqueue.close_all_later(account_id, user_id, countdown=CLOSE_HELD_RETRY)
+            return None
+        cache.delete(held_key)
+        account = account_get_by_id(pk=account_id)
+        why = f"close everything gave up after {CLOSE_HELD_LIMIT / 60:g} min: {e}"
+        audit_record(user=user, account=account, action=AuditAction.CLOSE_REFUSED, message=why)
+        alert_raise(kind=AlertKind.BROKER_UNREADABLE, level=AlertLevel.CRITICAL, account=account, message=why)
+        return None
     except OrderRefused as e:
         audit_record(user=user, action=AuditAction.CLOSE_REFUSED, message=str(e))
         return None
+    cache.delete(held_key)
+    return batch

@@ -7,6 +7,19 @@ comparison: their fill may simply not have been polled yet. Differences are flag
 silently; `position_repair` adopts the broker's figure only after reading it again and finding it
 unchanged. An account whose positionbook cannot be read is "unknown" and halted for new orders until
 a read succeeds again; exits and cancels stay allowed.
+
+A positionbook that reads, but without an instrument we hold (empty, typically: some servers
+answer a broker failure or an expired session with 200 and `[]`), is unknown in exactly the same
+way — never "flat", so no MISSING flags and no differences are written from it (brokerbooks
+.check_positionbook); a tradebook without the trades of our fills today is likewise not stored.
+Consecutive bad reads are counted per book and alerted on (bookwatch.py).
+
+The broker's own MIS square-off (past the exchange's square-off time, the broker closes intraday
+positions with orders of its own) is adopted rather than flagged, when it is exactly that
+(brokerbooks.broker_square_offs): our MIS position, the broker's 0, and trades in the tradebook
+that are not ours, all on the closing side, for exactly our quantity. It is booked as one
+completed order of the broker's (so its trades are ours from then on and never adopted twice)
+with its fill, and audited. Anything less stays a difference for a person.
 """
 
 from __future__ import annotations
@@ -25,12 +38,14 @@ from accounts import services as account_services
 from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id, account_get_owned, account_ids_active
 from accounts.services import account_client, audit_record, funds_fields
+from core.calendar import IST
 
-from .. import brokerbooks, generation
+from .. import brokerbooks, events, generation, pnl
 from ..models import BrokerBook, Order, Position, Reconciliation
-from . import enqueue
+from . import bookwatch, enqueue
 from .common import OrderRefused
 from .fills import positions_register_interest
+from .outcome import day_start
 
 if TYPE_CHECKING:
     from accounts.models import TradingAccount
@@ -67,6 +82,48 @@ def _ours(account: TradingAccount) -> dict[brokerbooks.Key, int]:
     }
 
 
+def positions_held(account_id: int, now: dt.datetime | None = None) -> dict[brokerbooks.Key, int]:
+    """The positions the broker's positionbook must list (brokerbooks.check_positionbook): every
+    non-zero one of ours, except delivery (CNC) bought before today, which the broker has moved
+    to holdings by now and no longer shows among positions."""
+    rows = Position.objects.filter(account_id=account_id).exclude(quantity=0)
+    rows = rows.exclude(product=Order.Product.CNC, updated_at__lt=day_start(now))
+    return {(e, s, p): q for e, s, p, q in rows.values_list("exchange", "symbol", "product", "quantity")}
+
+
+def _read_positions(account: TradingAccount, client) -> dict[brokerbooks.Key, brokerbooks.BrokerPosition]:
+    """The positionbook, trusted only if it lists every instrument we hold (BookUnreadable
+    otherwise, BookUnknown included); each read counted for the alert (bookwatch)."""
+    try:
+        book = _read(client, "positionbook", brokerbooks.parse_positionbook)
+        brokerbooks.check_positionbook(book, positions_held(account.pk))
+    except brokerbooks.BookUnreadable as e:
+        bookwatch.read_bad(account, bookwatch.POSITIONS, str(e))
+        raise
+    bookwatch.read_good(account, bookwatch.POSITIONS)
+    return book
+
+
+def _filled_today(account: TradingAccount) -> list[str]:
+    return list(
+        Order.objects.filter(
+            account=account, broker_orderid__isnull=False, filled_quantity__gt=0, sent_at__gte=day_start()
+        ).values_list("broker_orderid", flat=True)
+    )
+
+
+def _read_trades(account: TradingAccount, client) -> list[dict]:
+    """The tradebook, trusted only if it holds the trades of every order of ours filled today."""
+    try:
+        trades = _read(client, "tradebook", brokerbooks.parse_tradebook)
+        brokerbooks.check_tradebook(trades, _filled_today(account))
+    except brokerbooks.BookUnreadable as e:
+        bookwatch.read_bad(account, bookwatch.TRADES, str(e))
+        raise
+    bookwatch.read_good(account, bookwatch.TRADES)
+    return trades
+
+
 def _settling(account: TradingAccount) -> set[brokerbooks.Key]:
     return set(Order.objects.filter(account=account, status__in=IN_FLIGHT).values_list("exchange", "symbol", "product"))
 
@@ -82,12 +139,12 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
     recon = _reconcile_positions(account, client, now)
     if fields := funds_fields(client.funds(), now):  # so the funds tab follows fills too
         account_services.account_funds_store(account_ids=[account.pk], **fields)
-    for kind, endpoint, parse in (
-        (BrokerBook.Kind.TRADES, "tradebook", brokerbooks.parse_tradebook),
-        (BrokerBook.Kind.HOLDINGS, "holdings", brokerbooks.parse_holdings),
+    for kind, read in (
+        (BrokerBook.Kind.TRADES, _read_trades),
+        (BrokerBook.Kind.HOLDINGS, lambda a, c: _read(c, "holdings", brokerbooks.parse_holdings)),
     ):
         try:
-            _store(account, kind, now, rows=_read(client, endpoint, parse))
+            _store(account, kind, now, rows=read(account, client))
         except brokerbooks.BookUnreadable as e:
             _store(account, kind, now, error=str(e))
     return recon
@@ -97,11 +154,12 @@ def _reconcile_positions(account: TradingAccount, client, now: dt.datetime) -> R
     # The generation is read BEFORE the book: a restart during the read makes it an older one's.
     gen = generation.current()
     try:
-        book = _read(client, "positionbook", brokerbooks.parse_positionbook)
+        book = _read_positions(account, client)
     except brokerbooks.BookUnreadable as e:
         _store(account, BrokerBook.Kind.POSITIONS, now, error=str(e))
         return _unknown(account, now, str(e), gen)
     _store(account, BrokerBook.Kind.POSITIONS, now, rows=[_position_json(p) for p in book.values()])
+    _adopt_square_offs(account, client, book, now)
     return _compare(account, book, now, gen)
 
 
@@ -159,9 +217,84 @@ def _unknown(account: TradingAccount, now: dt.datetime, error: str, gen: int | N
     return recon
 
 
-def _compare(account: TradingAccount, book, now: dt.datetime, gen: int) -> Reconciliation:
+def _differences(account: TradingAccount, book) -> list[brokerbooks.Difference]:
     settling = _settling(account)
-    diffs = [d for d in brokerbooks.compare(_ours(account), book) if (d.exchange, d.symbol, d.product) not in settling]
+    return [d for d in brokerbooks.compare(_ours(account), book) if (d.exchange, d.symbol, d.product) not in settling]
+
+
+def _adopt_square_offs(account: TradingAccount, client, book, now: dt.datetime) -> None:
+    """Book the broker's own MIS square-off as its fill (see the module docstring)."""
+    if now.astimezone(IST).time() < brokerbooks.SQUARE_OFF:
+        return
+    candidates = [d for d in _differences(account, book) if d.product == "MIS" and d.ours and d.broker == 0]
+    if not candidates:
+        return
+    try:
+        trades = _read_trades(account, client)
+    except brokerbooks.BookUnreadable:
+        return  # flagged as a difference this cycle; looked at again on the next
+    today = Order.objects.filter(account=account, created_at__gte=day_start(now))
+    squared = brokerbooks.broker_square_offs(
+        candidates,
+        trades,
+        our_orderids=today.exclude(broker_orderid__isnull=True).values_list("broker_orderid", flat=True),
+        our_tags=[f"am{pk}" for pk in today.values_list("pk", flat=True)],
+        ist_time=now.astimezone(IST).time(),
+    )
+    ours = {(d.exchange, d.symbol, d.product): d.ours for d in candidates}
+    for sq in squared:
+        _book_square_off(account, sq, ours[(sq.exchange, sq.symbol, sq.product)])
+
+
+def _book_square_off(account: TradingAccount, sq: brokerbooks.SquareOff, expected: int) -> None:
+    with transaction.atomic():
+        pos = Position.objects.select_for_update().get(
+            account=account, exchange=sq.exchange, symbol=sq.symbol, product=sq.product
+        )
+        if pos.quantity != expected:
+            return  # moved meanwhile (a fill, another reconcile): the next cycle reads it again
+        order = Order.objects.create(
+            account=account,
+            idempotency_key=f"square-off:{account.pk}:{sq.orderids[0]}"[:120],
+            symbol=sq.symbol,
+            exchange=sq.exchange,
+            action=sq.action,
+            quantity=sq.quantity,
+            product=sq.product,
+            reduce_only=True,
+            status=Order.Status.COMPLETE,
+            broker_orderid=sq.orderids[0],
+            broker_status="squared off by the broker",
+            filled_quantity=sq.quantity,
+            average_price=sq.price,
+            note="squared off by the broker (MIS, past its square-off time)",
+        )
+        before = {"quantity": pos.quantity, "average_price": str(pos.average_price), "realized": str(pos.realized)}
+        state = pnl.apply_fill(
+            pnl.Position(pos.quantity, pos.average_price, pos.realized), pnl.Fill(sq.action, sq.quantity, sq.price)
+        )
+        pos.quantity, pos.average_price, pos.realized = state.quantity, state.average_price, state.realized
+        pos.save()
+        audit_record(
+            action=AuditAction.POSITION_REPAIRED,
+            account=account,
+            message=f"{sq.exchange}:{sq.symbol} MIS squared off by the broker: {sq.action} {sq.quantity} at {sq.price}",
+            details={
+                "source": "broker_square_off",
+                "order_id": order.pk,
+                "broker_orderids": list(sq.orderids),
+                "before": before,
+                "after": {"quantity": pos.quantity, "realized": str(pos.realized)},
+            },
+        )
+        pos.account = account
+        events.position_changed(pos)
+        transaction.on_commit(positions_register_interest)
+    events.order_changed(order)
+
+
+def _compare(account: TradingAccount, book, now: dt.datetime, gen: int) -> Reconciliation:
+    diffs = _differences(account, book)
     rows = [d.as_json() for d in diffs]
     previous = Reconciliation.objects.filter(account=account).first()
     recon, _ = Reconciliation.objects.update_or_create(
@@ -200,7 +333,7 @@ def position_repair(
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
     gen = generation.current()
     try:
-        book = _read(account_client(account), "positionbook", brokerbooks.parse_positionbook)
+        book = _read_positions(account, account_client(account))
     except brokerbooks.BookUnreadable as e:
         raise OrderRefused(f"broker positions unreadable ({e}): nothing was changed") from e
     theirs = book.get(key)

@@ -45,6 +45,10 @@ def close_all_on_commit(account_id: int, user_id: int | None) -> None:
     transaction.on_commit(lambda: _tasks().account_close_all_task.delay(account_id, user_id))
 
 
+def close_all_later(account_id: int, user_id: int | None, *, countdown: float) -> None:
+    _tasks().account_close_all_task.apply_async((account_id, user_id), countdown=countdown)
+
+
 # Work a page asks for: queued only once the request's transaction commits, so a worker never
 # reads rows the request has not committed and a rolled-back request queues nothing.
 def orders_cancel_all_request(*, account_id: int) -> None:

@@ -22,11 +22,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.services import account_client
+from core.calendar import IST
 from openalgo_client.rest import Outcome, Reason, Result, to_decimal
 
-from .. import events
+from .. import brokerbooks, events
 from ..models import Order
-from . import enqueue
+from . import bookwatch, enqueue
 from .common import MAX_ATTEMPTS, Status, grace
 
 # Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
@@ -55,15 +56,36 @@ class OrderbookUnreadable(Exception):
     """The broker's orderbook could not be read: nothing can be concluded about an order."""
 
 
+def day_start(now: dt.datetime | None = None) -> dt.datetime:
+    """Midnight IST today: a broker's day books (orders, trades) hold what happened since then."""
+    local = (now or timezone.now()).astimezone(IST)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def accepted_today(account, *, exclude: int | None = None) -> list[str]:
+    """The order ids the broker gave our orders sent today: each stays listed in its orderbook."""
+    qs = Order.objects.filter(account=account, broker_orderid__isnull=False, sent_at__gte=day_start())
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude)
+    return list(qs.values_list("broker_orderid", flat=True))
+
+
 def orderbook_find(order: Order) -> dict | None:
-    """The broker's orderbook row of `order`, or None when the orderbook (read now) lacks it."""
+    """The broker's orderbook row of `order`, or None when the orderbook (read now) lacks it.
+
+    A book that lacks an order the broker accepted today is no proof of anything (a failure some
+    servers answer as an empty book): unreadable, like a failed read, and counted (bookwatch)."""
     res = account_client(order.account).orderbook()
-    if not res.ok:
-        raise OrderbookUnreadable(res.message or str(res.reason))
-    data = res.data
-    if isinstance(data, dict):
-        data = data.get("orders", [])
-    return _match(order, [r for r in data or [] if isinstance(r, dict)])
+    try:
+        if not res.ok:
+            raise brokerbooks.BookUnreadable(res.message or str(res.reason))
+        rows = brokerbooks.orderbook_rows(res.data)
+        brokerbooks.check_orderbook(rows, accepted_today(order.account, exclude=order.pk))
+    except brokerbooks.BookUnreadable as e:
+        bookwatch.read_bad(order.account, bookwatch.ORDERS, str(e))
+        raise OrderbookUnreadable(str(e)) from e
+    bookwatch.read_good(order.account, bookwatch.ORDERS)
+    return _match(order, [dict(r) for r in rows])
 
 
 def _match(order: Order, rows: list[dict]) -> dict | None:

@@ -30,8 +30,8 @@ from openalgo_client.rest import Reason
 from .. import brokerbooks, events, throttle
 from ..locks import exit_lock
 from ..models import Order, Position
-from . import enqueue
-from .books import account_reconcile_if_stale
+from . import bookwatch, enqueue
+from .books import account_reconcile_if_stale, positions_held
 from .common import LIVE, Status
 from .fills import order_refresh
 from .outcome import record_outcome
@@ -244,8 +244,10 @@ def _reduce_only_gate(client, order: Order) -> str:
                 order_refresh(order_id=pk)  # fills booked into our position
             check = _exit_check(client, order, same, key)
     except brokerbooks.BookUnreadable as e:
-        # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open".
+        # Fail closed: an unreadable broker is "unknown", never "flat" and never "still open"
+        # (an empty book while we hold the position included: brokerbooks.BookUnknown).
         # Not re-queued at once: the sweeper looks again in a few seconds.
+        bookwatch.read_bad(order.account, bookwatch.POSITIONS, str(e))
         _give_back(order, f"broker position unknown ({e}): exit held")
         return DONE
     views = f"the broker allows {check.broker}, our fills {check.ours}"
@@ -272,6 +274,8 @@ def _reduce_only_gate(client, order: Order) -> str:
 def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
     """Both views of the position now (the positionbook is read here; BookUnreadable passes up)."""
     book = brokerbooks.from_result(client.positionbook(), brokerbooks.parse_positionbook)
+    brokerbooks.check_positionbook(book, positions_held(order.account_id))
+    bookwatch.read_good(order.account, bookwatch.POSITIONS)
     pos = book.get((order.exchange, order.symbol, order.product))
     ours = Position.objects.filter(**key).values_list("quantity", flat=True).first()
     live = same.filter(status__in=LIVE).values_list("action", "quantity", "filled_quantity")
@@ -279,7 +283,7 @@ def _exit_check(client, order: Order, same, key: dict) -> brokerbooks.ExitCheck:
     return brokerbooks.exit_check(
         order.action,
         order.quantity,
-        pos.quantity if pos else 0,
+        pos.quantity if pos else None,
         ours,
         [(a, q - f) for a, q, f in live],
         settled=age >= dt.timedelta(seconds=settings.EXIT_BOOKS_AGREE_SECONDS),
