@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from accounts.choices import AlertKind, AlertLevel, AuditAction, TradingState
 from accounts.selectors import account_get_by_id
-from accounts.services import account_client, alert_raise, audit_record
+from accounts.services import account_client, account_mark_semi_auto, alert_raise, audit_record
 from openalgo_client.orderstatus import Kind
 from openalgo_client.rest import Outcome
 
@@ -44,12 +44,20 @@ def _live_order(order_id: int) -> Order:
     return order
 
 
+def _note_semi_auto(account, res) -> None:
+    """A 403 "not allowed in Semi-Auto mode" proves the key is in semi-auto mode: the account says
+    so (and later exits to it are refused up front) instead of reading it as a wrong key."""
+    if res.shows_semi_auto:
+        account_mark_semi_auto(account=account, evidence=res.message)
+
+
 def order_cancel(*, order_id: int) -> Order:
     """Cancel one open order. Cancelling twice is harmless at the broker, so an unknown outcome
     is settled by reading the order's status, never by guessing."""
     order = _live_order(order_id)
     _take_token(order.account, ACTION_WAIT)
     res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    _note_semi_auto(order.account, res)
     if not res.ok:
         Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
     # Filled before the cancel arrived, cancelled, or still open: the broker's status says which
@@ -83,6 +91,7 @@ def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal
         price=price,
         trigger_price=trigger_price,
     )
+    _note_semi_auto(account, res)
     if res.outcome is Outcome.ACCEPTED:
         Order.objects.filter(pk=order.pk).update(
             pricetype=pricetype, quantity=quantity, price=price, trigger_price=trigger_price, last_error=""
@@ -101,6 +110,7 @@ def orders_cancel_all(*, account_id: int) -> dict:
     account = account_get_by_id(pk=account_id)
     _take_token(account, CANCEL_ALL_WAIT)
     res = account_client(account).cancelallorder(strategy="algomirror")
+    _note_semi_auto(account, res)
     body = res.body if isinstance(res.body, dict) else {}
     named = {str(oid) for oid in body.get("canceled_orders") or []} if res.ok else set()
     live = Order.objects.filter(account=account, status__in=LIVE)

@@ -137,7 +137,7 @@ def account_books_refresh(*, account_id: int, now: dt.datetime | None = None) ->
     except crypto.KeyUnreadable:
         return _unknown(account, now, "API key unreadable")
     recon = _reconcile_positions(account, client, now)
-    if fields := funds_fields(client.funds(), now):  # so the funds tab follows fills too
+    if fields := funds_fields(client.funds(), now, previous=account.funds):  # so the funds tab follows fills too
         account_services.account_funds_store(account_ids=[account.pk], **fields)
     for kind, read in (
         (BrokerBook.Kind.TRADES, _read_trades),

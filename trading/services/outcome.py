@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.services import account_client
-from core.calendar import IST
+from core.calendar import trading_day_start
 from openalgo_client.rest import Outcome, Reason, Result, to_decimal
 
 from .. import brokerbooks, events
@@ -57,9 +57,9 @@ class OrderbookUnreadable(Exception):
 
 
 def day_start(now: dt.datetime | None = None) -> dt.datetime:
-    """Midnight IST today: a broker's day books (orders, trades) hold what happened since then."""
-    local = (now or timezone.now()).astimezone(IST)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    """When the broker's day began (03:00 IST, as OpenAlgo clears its books): its day books
+    (orders, trades) hold what happened since then. One definition with the rollover's."""
+    return trading_day_start(now or timezone.now())
 
 
 def accepted_today(account, *, exclude: int | None = None) -> list[str]:

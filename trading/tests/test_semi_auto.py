@@ -112,3 +112,13 @@ def test_a_placement_with_an_orderid_shows_the_account_is_back_in_auto_mode(alic
     account.refresh_from_db()
     assert account.order_mode == Mode.AUTO and f"order {order.pk}" in account.order_mode_evidence
     services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 1, reduce_only=True)])
+
+
+@pytest.mark.django_db
+def test_a_cancel_all_refused_in_semi_auto_mode_marks_the_account(alice, semi_auto):
+    """The 403 on cancel-all (or cancel, modify) is evidence of the mode like a pending_order_id."""
+    account, _sim = semi_auto
+    out = services.orders_cancel_all(account_id=account.pk)
+    assert not out["ok"] and "Semi-Auto" in out["message"]
+    account.refresh_from_db()
+    assert account.order_mode == Mode.SEMI_AUTO and account.status != "invalid_key"
