@@ -190,7 +190,7 @@ def test_the_broker_square_off_is_recognised_only_when_it_is_exactly_that(diffs,
 from accounts.choices import AlertKind, AlertLevel  # noqa: E402
 from accounts.models import Alert, AuditEvent, TradingAccount  # noqa: E402
 from accounts.tests.factories import account_on  # noqa: E402
-from core.calendar import IST  # noqa: E402
+from core.calendar import IST, trading_day_start  # noqa: E402
 from trading import services  # noqa: E402
 from trading.models import BrokerBook, Order, Position, Reconciliation  # noqa: E402
 from trading.services import Leg  # noqa: E402
@@ -461,9 +461,10 @@ def test_delivery_bought_before_today_need_not_be_listed_among_positions(alice, 
     positionbook without it is not unknown (the account is not halted over it)."""
     account, sim = acc
     Position.objects.create(account=account, exchange="NSE", symbol="TCS", product="CNC", quantity=5)
-    Position.objects.filter(account=account).update(updated_at=at_ist(10, 0) - dt.timedelta(days=1))
+    day_start = trading_day_start(dt.datetime.now(IST))  # the broker's day: since 03:00 IST
+    Position.objects.filter(account=account).update(updated_at=day_start - dt.timedelta(hours=1))
     assert services.account_books_refresh(account_id=account.pk).state != Reconciliation.State.UNKNOWN
     account.refresh_from_db()
     assert account.trading_state == TradingAccount.TradingState.ACTIVE
-    Position.objects.filter(account=account).update(updated_at=at_ist(0, 1))  # bought today: must be listed
+    Position.objects.filter(account=account).update(updated_at=day_start + dt.timedelta(minutes=1))  # today
     assert services.account_books_refresh(account_id=account.pk).state == Reconciliation.State.UNKNOWN
