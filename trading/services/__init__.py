@@ -6,6 +6,7 @@
 * `fills` — order statuses polled or pushed, fills booked into positions;
 * `actions` — modify, cancel, cancel everything, close a position or an account;
 * `books` — the broker's books copied, positions reconciled, the trader's trading-state switch (I6, I8);
+* `groups` — a mirrored order as one unit: retry, cancel-all, modify-all; close-everything followed;
 * `enqueue` — the work handed to Celery workers (also what a page asks a worker to do).
 """
 
@@ -36,6 +37,14 @@ from .fills import (
     orders_poll_fan_out,
     positions_register_interest,
 )
+from .groups import (
+    account_close_start,
+    account_close_tracked,
+    batch_cancel_all,
+    batch_modify_all,
+    batch_retry,
+    close_ticket,
+)
 from .reconcile import order_reconcile, orders_sweep
 from .send import orders_send_account
 
@@ -46,10 +55,16 @@ __all__ = [
     "account_close_all",
     "account_close_request",
     "account_close_run",
+    "account_close_start",
+    "account_close_tracked",
     "account_reconcile_if_stale",
     "account_trading_state_set",
+    "batch_cancel_all",
+    "batch_modify_all",
+    "batch_retry",
     "books_refresh_fan_out",
     "books_refresh_request",
+    "close_ticket",
     "instrument_info",
     "order_apply_update",
     "order_cancel",
