@@ -54,15 +54,17 @@ def group_id(batch_id: int | None) -> str:
 
 # Orders that will still move by themselves (sent, queued, or their outcome being settled).
 WORKING = {Order.Status.PENDING, Order.Status.SENDING, Order.Status.ACCEPTED, Order.Status.OPEN, Order.Status.UNKNOWN}
-# The reduce-only gate's "nothing to close": the exit's job was already done at the broker.
-NOTHING_TO_CLOSE = "nothing left to close"
+# The reduce-only gate's word that the broker itself holds nothing more to close: that exit's job
+# is done. (Its other "nothing left to close", when the broker's view and ours disagree, is not
+# proof of flat: what only the broker shows is still open there.)
+NOTHING_TO_CLOSE = "the broker shows nothing left to close"
 
 
 def _left(o: Order) -> int:
     """What an order that will not move any more left undone (0 for a working one)."""
     if o.status in WORKING or o.status == Order.Status.COMPLETE:
         return 0
-    if o.reduce_only and o.status == Order.Status.REJECTED and NOTHING_TO_CLOSE in o.last_error.replace("shows ", ""):
+    if o.reduce_only and o.status == Order.Status.REJECTED and NOTHING_TO_CLOSE in o.last_error:
         return 0
     return max(o.quantity - o.filled_quantity, 0)
 
