@@ -312,3 +312,33 @@ def test_close_everything_on_a_flat_account_says_flat(client, alice, three):
     services.account_close_tracked(account_id=three[0].pk, user_id=alice.pk, ticket=ticket)
     shown = page_text(client.get(r.url).content.decode())
     assert "flat ✓" in shown and not OrderBatch.objects.exists()
+
+
+# ------------------------------------------------------------------ 3. the same numbers everywhere
+def test_the_dashboard_pnl_is_the_books_pnl_and_the_broker_m2m_says_when(client, alice, three):
+    from accounts.services import account_funds_store
+    from trading.models import BrokerBook, Position
+
+    a, b = three[:2]
+    Position.objects.create(account=a, symbol="SBIN", exchange="NSE", product="MIS", quantity=10, average_price=800)
+    Position.objects.create(
+        account=b, symbol="SBIN", exchange="NSE", product="MIS", quantity=-4, average_price=810, realized=12
+    )
+    now_ms = int(time.time() * 1000)
+    store.client().hset(store.PRICES, "NSE:SBIN", json.dumps({"ltp": 812.4, "ts": now_ms, "src": "test"}))
+    # The broker's own M2M (read every 30 s with the funds) is a different, older figure.
+    funds = {"available_cash": "1000", "utilised": "0", "m2m_realized": "0", "m2m_unrealized": "-2042"}
+    account_funds_store(account_ids=[a.pk, b.pk], funds=funds, funds_at=timezone.now())
+    client.force_login(alice)
+    books = page_text(client.get("/trading/books/").content.decode())
+    dash = client.get("/").content.decode()
+    # Books: alpha 10 × (812.40 − 800) = 124.00; bravo 12 + −4 × (812.40 − 810) = 2.40; total 126.40.
+    assert "₹126.40" in books
+    assert re.search(r'data-total="pnl">₹126.40<', dash)
+    for acct, figure in ((a, "124.00"), (b, "2.40")):
+        card = re.search(rf'data-account="{acct.pk}".*?</article>', dash, re.S)[0]
+        assert re.search(rf'data-field="pnl">₹{figure}', card), card
+        assert "Broker M2M" in card and 'data-field="funds_at"' in card  # the broker's figure, with its time
+    BrokerBook.objects.create(account=a, kind="trades", ok=True, rows=[], fetched_at=timezone.now())
+    trades = client.get("/trading/books/?tab=trades").content.decode()
+    assert "As of (each broker's copy, IST): paper-01" in page_text(trades) and "data-copy-at" in trades
