@@ -23,6 +23,7 @@ COLUMNS = {
     ],
     "orders": [
         "time_ist",
+        "group",
         "account",
         "symbol",
         "exchange",
@@ -83,6 +84,7 @@ def _orders(orders):
     for o in orders:
         yield [
             _ist(o.created_at),
+            f"M-{o.batch_id}" if o.batch_id else "",
             o.account.name,
             o.symbol,
             o.exchange,

@@ -9,7 +9,9 @@ with the same rules as `pnl.py`.
 
 from __future__ import annotations
 
+import re
 import uuid
+from decimal import Decimal
 
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +19,7 @@ from django.utils import timezone
 from core.money import inr
 
 from .models import Order
-from .selectors import LIVE_STATUSES
+from .selectors import LIVE_STATUSES, group_id, leg_retryable
 
 _PK = "987654321"
 
@@ -136,6 +138,7 @@ def order_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -> list[d
                 "time": timezone.localtime(o.created_at).strftime("%d %b, %H:%M:%S"),
                 "account": o.account.name,
                 "batch_id": o.batch_id,
+                "group": group_id(o.batch_id),
                 "text": f"{o.action} {o.quantity} {o.symbol}",
                 "exit": o.reduce_only,
                 "terms": f"{terms} · {o.product}",
@@ -174,3 +177,175 @@ def attention_accounts(rows: list[dict]) -> list[dict]:
         }
         for r in rows
     ]
+
+
+# ------------------------------------------------------------------ mirrored orders (batches)
+def batch_title(batch) -> str:
+    """ "M-2 · Buy 65 SBIN" — the one id a trader sees for a mirrored order, and what it is."""
+    return group_id(batch.pk)
+
+
+def order_terms(o) -> str:
+    """ "LIMIT @ ₹212.35 · MIS", "SL @ ₹210.00 trg ₹211.00 · NRML", "MARKET · MIS"."""
+    terms = o.pricetype
+    if o.price:
+        terms += f" @ ₹{inr(o.price)}"
+    if o.trigger_price:
+        terms += f" trg ₹{inr(o.trigger_price)}"
+    return f"{terms} · {o.product}"
+
+
+def batch_terms(terms: list[dict]) -> list[dict]:
+    return [
+        {
+            "text": f"{t['order'].action} {t['order'].quantity} {t['order'].symbol}",
+            "exchange": t["order"].exchange,
+            "terms": order_terms(t["order"]),
+            "action_cls": "neg" if t["order"].action == "SELL" else "pos",
+            "accounts": t["accounts"],
+        }
+        for t in terms
+    ]
+
+
+def _leg_left(leg: dict) -> str:
+    sym = leg["symbol"]
+    if leg["exit"]:
+        return f"{sym}: {leg['left']} still open"
+    if leg["cause"] == Order.Status.CANCELLED:
+        return f"{sym}: cancelled, {leg['filled']} of {leg['asked']} filled"
+    why = f" — {leg['reasons'][0]}" if leg["reasons"] else ""
+    if leg["filled"]:
+        return f"{sym}: {leg['left']} of {leg['asked']} not filled{why}"
+    return f"{sym}: rejected{why}" if leg["cause"] == Order.Status.REJECTED else f"{sym}: not placed{why}"
+
+
+def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple[str, str] = ("", "")) -> dict:
+    """selectors.batch_outcome as the page says it: one line per account — "flat ✓",
+    "filled 65 @ ₹212.35 ✓", "NIFTY…CE: 845 still open ✗" with Retry — and a headline that never
+    calls a batch done while anything still moves, nor placed when every account rejected it."""
+    rows = []
+    for a in outcome:
+        legs = a["legs"]
+        undone = [leg for leg in legs if leg["left"]]
+        retry = ""
+        if a["working"]:
+            unknown = any(leg["unknown"] for leg in legs)
+            text = (
+                "outcome unknown: checking the broker (never sent again on a guess) …"
+                if unknown
+                else f"working: {a['working']} order{'s' if a['working'] != 1 else ''} at the broker …"
+            )
+            ok = None
+        elif not undone:
+            ok = True
+            if all(leg["exit"] for leg in legs):
+                text = "flat ✓"
+            elif len(legs) == 1:
+                leg = legs[0]
+                text = f"filled {leg['filled']} @ ₹{inr(leg['average'])} ✓"
+            else:
+                text = "; ".join(f"{lg['symbol']} filled {lg['filled']} @ ₹{inr(lg['average'])}" for lg in legs) + " ✓"
+        else:
+            ok = not any(leg_retryable(leg) for leg in undone)
+            text = "; ".join(_leg_left(leg) for leg in undone)
+            done = len(legs) - len(undone)
+            if done and all(leg["exit"] for leg in legs):
+                text += f" ({done} other leg{'s' if done != 1 else ''} flat)"
+            text += " ✓" if ok else " ✗"
+            if not ok and a["account_id"] not in retries:
+                retry = _join(retry_url, a["account_id"]) if retry_url[0] else "retry"
+        retried = retries.get(a["account_id"])
+        rows.append(
+            {
+                "account_id": a["account_id"],
+                "account": a["account"],
+                "text": text,
+                "ok": ok,
+                "cls": "pos" if ok else "neg" if ok is False else "",
+                "retry_url": retry,
+                "retried_as": group_id(retried) if retried else "",
+                "retried_id": retried,
+                "open_legs": [leg["symbol"] for leg in undone] if ok is False else [],
+            }
+        )
+    n = len(rows)
+    working = sum(1 for r in rows if r["ok"] is None)
+    failed = sum(1 for r in rows if r["ok"] is False)
+    filled = any(leg["filled"] for a in outcome for leg in a["legs"])
+    plural = "s" if n != 1 else ""
+    if not n:
+        headline, cls = "Nothing was placed.", ""
+    elif working:
+        headline, cls = f"Working: {n - working} of {n} account{plural} done so far …", ""
+    elif failed == n and not filled:
+        headline, cls = f"Not placed: every account ({n}) was refused or rejected ✗", "neg"
+    elif failed:
+        headline, cls = f"{failed} of {n} account{plural} need{'s' if failed == 1 else ''} you ✗", "neg"
+    elif outcome and all(leg["exit"] for a in outcome for leg in a["legs"]):
+        headline, cls = f"Done: {n} account{plural} flat ✓", "pos"
+    else:
+        headline, cls = f"Done on all {n} account{plural} ✓", "pos"
+    return {"headline": headline, "cls": cls, "rows": rows, "done": not working}
+
+
+def confirm_rows(items: list[dict], ltps: dict) -> dict:
+    """What a confirmation lists before money moves: account × side × quantity × instrument ×
+    price × estimated value (the LTP for a market order, marked as an estimate; "no live price"
+    when the feed has none). `items` carry account, action, quantity, symbol, exchange, pricetype,
+    price, trigger_price."""
+    rows, total, unpriced = [], Decimal(0), 0
+    for it in items:
+        ltp = ltps.get(f"{it['exchange']}:{it['symbol']}")
+        pt = it.get("pricetype") or "MARKET"
+        price = it.get("price") or Decimal(0)
+        if pt in ("LIMIT", "SL") and price:
+            price_text, basis = f"{pt} ₹{inr(price)}", price
+        elif ltp is not None:
+            price_text, basis = f"{pt} ≈ ₹{inr(ltp)} (LTP)", ltp
+        else:
+            price_text, basis = f"{pt}, no live price", None
+        if it.get("trigger_price"):
+            price_text += f" trg ₹{inr(it['trigger_price'])}"
+        value = basis * it["quantity"] if basis is not None else None
+        if value is None:
+            unpriced += 1
+        else:
+            total += value
+        rows.append(
+            {
+                "account": it["account"],
+                "action": it["action"],
+                "action_cls": "neg" if it["action"] == "SELL" else "pos",
+                "quantity": it["quantity"],
+                "symbol": it["symbol"],
+                "exchange": it["exchange"],
+                "price": price_text,
+                "value": f"₹{inr(value)}" if value is not None else "—",
+                "note": it.get("note", ""),
+            }
+        )
+    return {"rows": rows, "total": f"₹{inr(total)}", "unpriced": unpriced}
+
+
+def row_url_pair(name: str, first) -> tuple[str, str]:
+    """row_url() for a URL with two ids, the first fixed (a batch) and the second per row."""
+    before, _, after = reverse(name, args=[first, int(_PK)]).partition(_PK)
+    return before, after
+
+
+def order_name(o) -> str:
+    """How messages name one order: its mirrored order, account and what it is."""
+    what = f"{o.action} {o.quantity} {o.symbol}"
+    if o.batch_id:
+        return f"{group_id(o.batch_id)} · {o.account.name} · {what}"
+    return f"{o.account.name} · {what}"
+
+
+def retried_from(batch) -> dict | None:
+    """The mirrored order a retry batch re-issued (selectors.batch_retries' token), for a link."""
+    m = re.fullmatch(r"retry:b(\d+):a\d+", batch.client_token or "")
+    if not m:
+        return None
+    pk = int(m[1])
+    return {"name": group_id(pk), "url": reverse("batch_detail", args=[pk])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
@@ -28,9 +29,124 @@ def batch_get(*, user, pk: int) -> OrderBatch | None:
     return OrderBatch.objects.filter(pk=pk, orders__account__in=account_list_visible_to(user=user)).distinct().first()
 
 
+def batch_terms(*, batch_id: int) -> list[dict]:
+    """What the mirrored order asked, leg by leg (the same on every account): side, quantity,
+    instrument, type, price, trigger and product."""
+    seen: dict[tuple, dict] = {}
+    for o in Order.objects.filter(batch_id=batch_id, parent__isnull=True).order_by("pk"):
+        key = (o.symbol, o.exchange, o.action, o.pricetype, o.product, o.price, o.trigger_price)
+        seen.setdefault(key, {"order": o, "accounts": 0})["accounts"] += 1
+    return list(seen.values())
+
+
 def batch_rows(*, batch_id: int) -> list[dict]:
     orders = Order.objects.filter(batch_id=batch_id).exclude(status=Order.Status.SPLIT).select_related("account")
     return [order_row(o) for o in orders.order_by("account__name", "pk")]
+
+
+# A mirrored order's one name, wherever a trader sees it (its page, the books, the CSV, messages).
+GROUP_PREFIX = "M-"
+
+
+def group_id(batch_id: int | None) -> str:
+    return f"{GROUP_PREFIX}{batch_id}" if batch_id else ""
+
+
+# Orders that will still move by themselves (sent, queued, or their outcome being settled).
+WORKING = {Order.Status.PENDING, Order.Status.SENDING, Order.Status.ACCEPTED, Order.Status.OPEN, Order.Status.UNKNOWN}
+# The reduce-only gate's word that the broker itself holds nothing more to close: that exit's job
+# is done. (Its other "nothing left to close", when the broker's view and ours disagree, is not
+# proof of flat: what only the broker shows is still open there.)
+NOTHING_TO_CLOSE = "the broker shows nothing left to close"
+
+
+def _left(o: Order) -> int:
+    """What an order that will not move any more left undone (0 for a working one)."""
+    if o.status in WORKING or o.status == Order.Status.COMPLETE:
+        return 0
+    if o.reduce_only and o.status == Order.Status.REJECTED and NOTHING_TO_CLOSE in o.last_error:
+        return 0
+    return max(o.quantity - o.filled_quantity, 0)
+
+
+def batch_outcome(*, batch_id: int) -> list[dict]:
+    """Per account of a batch, per leg (a split order and its children are one leg): what was
+    asked, filled (with the average), left undone and why, and whether anything still moves.
+    Read from our orders, which follow the broker's statuses; presenters.batch_summary words it."""
+    orders = list(Order.objects.filter(batch_id=batch_id).select_related("account").order_by("account__name", "pk"))
+    children: dict[int, list[Order]] = {}
+    for o in orders:
+        if o.parent_id:
+            children.setdefault(o.parent_id, []).append(o)
+    accounts: dict[int, dict] = {}
+    for o in orders:
+        if o.parent_id:
+            continue
+        sent = children.get(o.pk, []) if o.status == Order.Status.SPLIT else [o]
+        filled = sum(c.filled_quantity for c in sent)
+        paid = sum((c.average_price * c.filled_quantity for c in sent if c.average_price), Decimal(0))
+        left = sum(_left(c) for c in sent)
+        undone = [c for c in sent if _left(c)]
+        statuses = {c.status for c in undone}
+        causes = (Order.Status.ATTENTION, Order.Status.REJECTED, Order.Status.CANCELLED)
+        cause = next((s for s in causes if s in statuses), "")
+        leg = {
+            "order": o,
+            "symbol": o.symbol,
+            "exchange": o.exchange,
+            "action": o.action,
+            "asked": o.quantity,
+            "filled": filled,
+            "average": (paid / filled) if filled else None,
+            "left": left,
+            "cause": cause,
+            "reasons": sorted({c.last_error for c in undone if c.last_error}),
+            "working": sum(1 for c in sent if c.status in WORKING),
+            "unknown": any(c.status == Order.Status.UNKNOWN for c in sent),
+            "exit": o.reduce_only,
+        }
+        entry = accounts.setdefault(
+            o.account_id, {"account_id": o.account_id, "account": o.account.name, "legs": [], "working": 0}
+        )
+        entry["legs"].append(leg)
+        entry["working"] += leg["working"]
+    return list(accounts.values())
+
+
+def leg_retryable(leg: dict) -> bool:
+    """What Retry re-issues: an exit still open, or an entry the broker rejected or that could not
+    be placed (an entry the trader cancelled stays cancelled)."""
+    return leg["left"] > 0 and (leg["exit"] or leg["cause"] != Order.Status.CANCELLED)
+
+
+def batch_retries(*, batch_id: int) -> dict[int, int]:
+    """account id → the batch that retried what this one left on it (groups.batch_retry)."""
+    prefix = f"retry:b{batch_id}:a"
+    out: dict[int, int] = {}
+    for pk, token in OrderBatch.objects.filter(client_token__startswith=prefix).values_list("pk", "client_token"):
+        out[int(token[len(prefix) :])] = pk
+    return out
+
+
+def batch_live_orders(*, batch_id: int) -> list[Order]:
+    """The batch's orders a group cancel or modify acts on: working at the broker, or still queued."""
+    statuses = [*LIVE_STATUSES, Order.Status.PENDING]
+    return list(
+        Order.objects.filter(batch_id=batch_id, status__in=statuses)
+        .select_related("account")
+        .order_by("account__name", "pk")
+    )
+
+
+def fresh_ltps(keys: list[str]) -> dict[str, Decimal]:
+    """ "EXCHANGE:SYMBOL" → last traded price, for the prices the feed keeps fresh (others left out)."""
+    prices = store.prices_get(sorted(set(keys)))
+    now_ms = time.time() * 1000
+    return {
+        k: Decimal(str(rec["ltp"]))
+        for k, rec in prices.items()
+        if store.is_fresh(rec, now_ms, settings.PRICE_MAX_AGE) and rec.get("ltp")
+    }
 
 
 def order_row(o: Order) -> dict:
@@ -42,6 +158,11 @@ def order_row(o: Order) -> dict:
         "exchange": o.exchange,
         "action": o.action,
         "quantity": o.quantity,
+        "pricetype": o.pricetype,
+        "price": f"{o.price:.2f}" if o.price else "",
+        "trigger_price": f"{o.trigger_price:.2f}" if o.trigger_price else "",
+        "product": o.product,
+        "group": group_id(o.batch_id),
         "status": o.status,
         "status_label": o.status_label,
         "broker_orderid": o.broker_orderid or "",
@@ -116,7 +237,10 @@ def order_list(
     *, user, account_id: int | None = None, symbol: str = "", status: str = "", sort: str = "", limit: int | None = 200
 ):
     qs = orders_visible_to(user=user, account_id=account_id).exclude(status=Order.Status.SPLIT)
-    if symbol:
+    group = re.fullmatch(rf"{GROUP_PREFIX}(\d+)", symbol.strip().upper())
+    if group:  # "M-2": every order of that mirrored order
+        qs = qs.filter(batch_id=int(group[1]))
+    elif symbol:
         qs = qs.filter(symbol__icontains=symbol)
     if status == "live":
         qs = qs.filter(status__in=LIVE_STATUSES)

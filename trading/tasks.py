@@ -55,3 +55,8 @@ def books_refresh_task() -> None:
 @shared_task(ignore_result=True)
 def account_books_refresh_task(account_id: int) -> None:
     services.account_books_refresh(account_id=account_id)
+
+
+@shared_task(ignore_result=True)
+def account_close_tracked_task(account_id: int, user_id: int | None, ticket: str) -> None:
+    services.account_close_tracked(account_id=account_id, user_id=user_id, ticket=ticket)

@@ -230,10 +230,13 @@ def test_browser_order_on_three_paper_accounts_fills_into_the_books(stack):
         page.select_option("select[name=exchange]", "NSE")
         page.fill("input[name=quantity]", "5")
         page.screenshot(path=str(ARTIFACTS / "12-order-new.png"), full_page=True)
+        page.get_by_role("button", name="Review order").click()
+        expect(page.locator("dialog[data-confirm-dialog] tbody tr")).to_have_count(3)  # confirm first
         page.get_by_role("button", name="Place order").click()
         expect(page.locator("[data-order]")).to_have_count(3)
         # Live progress: queued → accepted → filled, pushed over Channels (no reload).
         expect(page.locator("[data-order] [data-f=status]", has_text="Filled")).to_have_count(3, timeout=30000)
+        expect(page.locator("[data-summary-headline]")).to_have_text("Done on all 3 accounts ✓")  # the outcome, live
         page.screenshot(path=str(ARTIFACTS / "13-order-progress.png"), full_page=True)
         page.goto(f"{base}/trading/books/")
         expect(page.locator('[data-position="NSE:SBIN"]')).to_have_count(3)
@@ -290,6 +293,7 @@ def test_browser_order_on_three_paper_accounts_fills_into_the_books(stack):
         # Close one position from the books: a reduce-only exit that fills and flattens it.
         page.goto(f"{base}/trading/books/?tab=positions&symbol=INFY")
         page.get_by_role("button", name="Close").click()
+        page.get_by_role("button", name="Exit position").click()  # the confirmation
         expect(page.locator("[data-order] [data-f=status]", has_text="Filled")).to_have_count(1, timeout=30000)
         page.screenshot(path=str(ARTIFACTS / "20-position-closed.png"), full_page=True)
 

@@ -31,7 +31,27 @@
   // cache would post its old tokens again, which the server takes for a repeat of what they
   // placed before: fetch the page afresh instead (a GET, new tokens).
   window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted && document.querySelector("[data-confirm-dialog]")) return; // a POST's page: a repeat is a repeat
     if (ev.persisted && document.querySelector('[name="client_token"]')) location.replace(location.href);
+  });
+
+  // The confirmation before money moves (rendered open by the server, so it works without this):
+  // shown as a modal dialog, focus on its confirm button; Esc or Back/Edit cancels — back to the
+  // page it came from, or to the order form to edit it.
+  document.querySelectorAll("dialog[data-confirm-dialog]").forEach(function (d) {
+    if (typeof d.showModal !== "function") return;
+    d.close();
+    d.showModal();
+    var ok = d.querySelector("[data-confirm-ok]");
+    if (ok) ok.focus();
+    function cancel() {
+      d.close();
+      if (d.dataset.back) location.assign(d.dataset.back);
+    }
+    d.addEventListener("cancel", function (ev) { ev.preventDefault(); cancel(); });
+    var back = d.querySelector("[data-confirm-cancel]");
+    if (back) back.addEventListener("click", function (ev) { ev.preventDefault(); cancel(); });
+    if (ok) ok.form.addEventListener("submit", function () { ok.disabled = true; ok.textContent = "Sending…"; });
   });
 
   // Forms that move money ask first (CSP forbids inline handlers, so this is the one place).

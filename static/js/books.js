@@ -141,7 +141,7 @@
     field(tr, "realized").textContent = AM.num(d.realized);
     if (close) {
       close.hidden = d.quantity === 0;
-      close.dataset.confirm = close.dataset.confirmTpl.replace("{qty}", String(d.quantity));
+      close.title = close.dataset.confirmTpl.replace("{qty}", String(d.quantity)); // the server asks to confirm
     }
     repaint();
     watch(false);

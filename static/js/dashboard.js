@@ -1,4 +1,7 @@
 // Live dashboard: account cards and totals follow account.updated events over a Channels WebSocket.
+// P&L is the books' own figure (AlgoMirror's fills at live prices, computed by the server as the
+// books compute it): read again after each fill and every few seconds while the page is shown.
+// The broker's M2M is shown beside it, labelled with the time the broker reported it.
 (function () {
   "use strict";
   var grid = document.querySelector("[data-cards]");
@@ -30,7 +33,7 @@
 
   // Updates missed while the socket was down: the server renders the cards again.
   function resync() {
-    AM.refresh(location.href, ["[data-cards]", "[data-attention-slot]"]).then(function () {
+    AM.refresh(location.href, ["[data-cards]", "[data-attention-slot]", "[data-totals]"]).then(function () {
       AM.formatTimes(grid);
       recomputeTotals();
     }).catch(function () { /* the next update or reconnect tries again */ });
@@ -57,8 +60,10 @@
     setField(card, "used_margin", AM.inr(d.used_margin));
     setField(card, "m2m", AM.inr(d.m2m));
     setField(card, "latency", d.latency_ms === null ? "no latency yet" : d.latency_ms + " ms");
-    var t = card.querySelector('[data-field="checked"]');
-    if (t) { t.setAttribute("datetime", d.last_checked_at || ""); t.textContent = AM.istTime(d.last_checked_at); }
+    ["checked", "funds_at"].forEach(function (f) {
+      var t = card.querySelector('[data-field="' + f + '"]');
+      if (t) { t.setAttribute("datetime", d.last_checked_at || ""); t.textContent = AM.istTime(d.last_checked_at); }
+    });
     setField(card, "error", d.last_error || "");
     card.classList.add("ring-2", "ring-brand-500/40");
     setTimeout(function () { card.classList.remove("ring-2", "ring-brand-500/40"); }, 600);
@@ -71,6 +76,16 @@
     labels: { connecting: "Live updates: connecting…", connected: "Live updates: on",
       reconnecting: "Live updates: reconnecting…", refused: "Live updates: off (signed out)" },
     onOpen: function (sock, again) { if (again) resync(); },
-    onMessage: function (msg) { if (msg.type === "account.updated") apply(msg.data); },
+    onMessage: function (msg) {
+      if (msg.type === "account.updated") apply(msg.data);
+      else if (msg.type === "position.updated") resyncSoon();  // a fill: P&L as the books now show it
+    },
   });
+  var soon = null;
+  function resyncSoon() {
+    if (soon) return;
+    soon = setTimeout(function () { soon = null; resync(); }, 300);
+  }
+  // Prices move between fills: P&L is read again while the page is in view.
+  setInterval(function () { if (!document.hidden) resync(); }, 5000);
 })();

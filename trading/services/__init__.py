@@ -6,6 +6,7 @@
 * `fills` — order statuses polled or pushed, fills booked into positions;
 * `actions` — modify, cancel, cancel everything, close a position or an account;
 * `books` — the broker's books copied, positions reconciled, the trader's trading-state switch (I6, I8);
+* `groups` — a mirrored order as one unit: retry, cancel-all, modify-all; close-everything followed;
 * `enqueue` — the work handed to Celery workers (also what a page asks a worker to do).
 """
 
@@ -27,7 +28,7 @@ from .books import (
     position_repair,
 )
 from .common import Leg, OrderRefused
-from .create import instrument_info, orders_create
+from .create import instrument_info, orders_check, orders_create
 from .enqueue import books_refresh_request, orders_cancel_all_request
 from .fills import (
     order_apply_update,
@@ -35,6 +36,14 @@ from .fills import (
     orders_poll_account,
     orders_poll_fan_out,
     positions_register_interest,
+)
+from .groups import (
+    account_close_start,
+    account_close_tracked,
+    batch_cancel_all,
+    batch_modify_all,
+    batch_retry,
+    close_ticket,
 )
 from .reconcile import order_reconcile, orders_sweep
 from .send import orders_send_account
@@ -46,11 +55,18 @@ __all__ = [
     "account_close_all",
     "account_close_request",
     "account_close_run",
+    "account_close_start",
+    "account_close_tracked",
     "account_reconcile_if_stale",
     "account_trading_state_set",
+    "batch_cancel_all",
+    "batch_modify_all",
+    "batch_retry",
     "books_refresh_fan_out",
     "books_refresh_request",
+    "close_ticket",
     "instrument_info",
+    "orders_check",
     "order_apply_update",
     "order_cancel",
     "order_modify",

@@ -78,6 +78,42 @@ def _sizes(accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple[int, i
     return sizes
 
 
+def _validate(accounts: list[TradingAccount], legs: list[Leg]) -> None:
+    """What refuses a request before anything is read from a broker or written."""
+    if not accounts or not legs:
+        raise OrderRefused("choose at least one account and one leg")
+    exits = [leg for leg in legs if leg.reduce_only]
+    for a in accounts:
+        if not a.is_active:
+            raise OrderRefused(f"{a.name} is inactive")
+        if a.trading_state != TradingState.ACTIVE and len(exits) < len(legs):
+            why = f" ({a.halt_reason})" if a.halt_reason else ""
+            raise OrderRefused(f"{a.name} is {a.get_trading_state_display().lower()}: only exits are allowed{why}")
+        if a.is_semi_auto and exits:
+            # OpenAlgo would queue the exit for a human and refuses cancel and close: nothing here
+            # could see it through, so it is refused now, loudly, rather than left waiting.
+            what = ", ".join(f"{leg.action} {leg.quantity or f'{leg.lots} lots'} {leg.symbol}" for leg in exits)
+            account_exit_refused_semi_auto(account=a, what=what)
+            raise OrderRefused(
+                f"{a.name} is in semi-auto mode at OpenAlgo (orders wait for approval in its Action Center): "
+                f"an exit cannot be guaranteed from here, so it was not sent ({what}). Close it in OpenAlgo's "
+                "Action Center or switch the key to auto mode."
+            )
+    for leg in legs:
+        sized = (leg.quantity > 0) != (leg.lots > 0) and min(leg.quantity, leg.lots) >= 0
+        if leg.action not in ("BUY", "SELL") or not sized:
+            raise OrderRefused(f"invalid leg {leg}: give a positive quantity or a positive number of lots")
+
+
+def orders_check(*, accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple[int, int], int]:
+    """Everything `orders_create` would refuse, checked without writing: each account's quantity
+    for each leg (keyed (account pk, leg index)), in that account's own units — what a
+    confirmation shows before anything is sent."""
+    _validate(accounts, legs)
+    sizes = _sizes(accounts, legs)
+    return {(a.pk, i): leg.quantity_for(sizes[(a.pk, i)]["lotsize"]) for a in accounts for i, leg in enumerate(legs)}
+
+
 TOKEN_MAX = OrderBatch._meta.get_field("client_token").max_length
 
 
@@ -113,29 +149,7 @@ def orders_create(
         existing = batch_for_token(user, client_token)
         if existing is not None:
             return existing
-    if not accounts or not legs:
-        raise OrderRefused("choose at least one account and one leg")
-    exits = [leg for leg in legs if leg.reduce_only]
-    for a in accounts:
-        if not a.is_active:
-            raise OrderRefused(f"{a.name} is inactive")
-        if a.trading_state != TradingState.ACTIVE and len(exits) < len(legs):
-            why = f" ({a.halt_reason})" if a.halt_reason else ""
-            raise OrderRefused(f"{a.name} is {a.get_trading_state_display().lower()}: only exits are allowed{why}")
-        if a.is_semi_auto and exits:
-            # OpenAlgo would queue the exit for a human and refuses cancel and close: nothing here
-            # could see it through, so it is refused now, loudly, rather than left waiting.
-            what = ", ".join(f"{leg.action} {leg.quantity or f'{leg.lots} lots'} {leg.symbol}" for leg in exits)
-            account_exit_refused_semi_auto(account=a, what=what)
-            raise OrderRefused(
-                f"{a.name} is in semi-auto mode at OpenAlgo (orders wait for approval in its Action Center): "
-                f"an exit cannot be guaranteed from here, so it was not sent ({what}). Close it in OpenAlgo's "
-                "Action Center or switch the key to auto mode."
-            )
-    for leg in legs:
-        sized = (leg.quantity > 0) != (leg.lots > 0) and min(leg.quantity, leg.lots) >= 0
-        if leg.action not in ("BUY", "SELL") or not sized:
-            raise OrderRefused(f"invalid leg {leg}: give a positive quantity or a positive number of lots")
+    _validate(accounts, legs)
     sizes = _sizes(accounts, legs)
     try:
         batch = _batch_write(user, accounts, legs, sizes, kind=kind, note=note, client_token=client_token)

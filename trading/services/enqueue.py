@@ -66,3 +66,8 @@ def books_refresh_request(*, account_ids: list[int]) -> None:
             task.delay(pk)
 
     transaction.on_commit(send)
+
+
+def close_all_tracked_on_commit(account_id: int, user_id: int | None, ticket: str) -> None:
+    """Close everything on a worker, recording how it ended on the page's ticket (groups.py)."""
+    transaction.on_commit(lambda: _tasks().account_close_tracked_task.delay(account_id, user_id, ticket))

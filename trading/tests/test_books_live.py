@@ -257,7 +257,7 @@ def test_prices_and_fills_keep_rows_subtotals_totals_and_note_in_step(live_serve
         expect(row.locator("[data-f=qty]")).to_have_text("4")
         expect(row.locator("[data-f=avg]")).to_have_text("99.50")
         expect(row.locator("[data-f=unrealized]")).to_have_text("-2.00")  # 4 × (99 − 99.5)
-        assert row.locator("[data-close]").get_attribute("data-confirm").startswith("Exit 4 SBIN on alpha")
+        assert row.locator("[data-close]").get_attribute("title").startswith("Exit 4 SBIN on alpha")
         assert_consistent(read_page(page))
 
         # A fill that opens a new position: the live part is rendered again and the new key watched.

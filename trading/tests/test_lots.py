@@ -136,7 +136,10 @@ def test_the_order_form_takes_lots(client, alice, two):
     odd = client.post("/trading/orders/new/", {**form, "quantity": lot + 1}).content.decode()
     assert "is not a whole number of lots" in odd
     assert not Order.objects.exists()
-    r = client.post("/trading/orders/new/", {**form, "lots": 3})
+    review = client.post("/trading/orders/new/", {**form, "lots": 3})
+    assert review.status_code == 200 and not Order.objects.exists()  # the confirmation first
+    assert review.content.decode().count(f">{3 * lot}<") >= 2  # each account's own quantity shown
+    r = client.post("/trading/orders/new/", {**form, "lots": 3, "confirmed": 1})
     assert r.status_code == 302
     assert sorted(Order.objects.values_list("quantity", flat=True)) == [3 * lot] * 2
 

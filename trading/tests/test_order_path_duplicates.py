@@ -136,7 +136,7 @@ def test_the_order_form_carries_a_fresh_token_per_render(client, alice, two):
 
 def test_the_order_form_posted_twice_places_the_order_once(client, alice, two, paper_clean):
     client.force_login(alice)
-    data = ORDER | {"accounts": [a.pk for a in two], "client_token": uuid.uuid4().hex}
+    data = ORDER | {"accounts": [a.pk for a in two], "client_token": uuid.uuid4().hex, "confirmed": "1"}
     r1 = client.post("/trading/orders/new/", data)
     r2 = client.post("/trading/orders/new/", data)  # a double click, a resubmitted page
     assert r1.status_code == r2.status_code == 302
@@ -151,7 +151,7 @@ def test_the_order_form_posted_twice_places_the_order_once(client, alice, two, p
 def test_the_same_form_with_changed_terms_is_a_new_order(client, alice, two):
     """Back, change the quantity, submit: a different order, not a repeat of the first."""
     client.force_login(alice)
-    data = ORDER | {"accounts": [two[0].pk], "client_token": uuid.uuid4().hex}
+    data = ORDER | {"accounts": [two[0].pk], "client_token": uuid.uuid4().hex, "confirmed": "1"}
     r1 = client.post("/trading/orders/new/", data)
     r2 = client.post("/trading/orders/new/", data | {"quantity": 6})
     assert r1.url != r2.url
@@ -169,12 +169,12 @@ def test_close_position_posted_twice_exits_once(client, alice, two):
     assert buttons.keys() == {str(sbin.pk), str(infy.pk)}
     assert len(set(buttons.values())) == 2  # each Close button its own token
     token = buttons[str(sbin.pk)]
-    r1 = client.post(f"/trading/positions/{sbin.pk}/close/", {"client_token": token})
-    r2 = client.post(f"/trading/positions/{sbin.pk}/close/", {"client_token": token})
+    r1 = client.post(f"/trading/positions/{sbin.pk}/close/", {"client_token": token, "confirmed": "1"})
+    r2 = client.post(f"/trading/positions/{sbin.pk}/close/", {"client_token": token, "confirmed": "1"})
     assert r1.status_code == r2.status_code == 302 and r2.url == r1.url
     assert OrderBatch.objects.filter(kind=OrderBatch.Kind.EXIT).count() == 1
     # The token belongs to one row: the same value sent for another position is not a repeat.
-    client.post(f"/trading/positions/{infy.pk}/close/", {"client_token": token})
+    client.post(f"/trading/positions/{infy.pk}/close/", {"client_token": token, "confirmed": "1"})
     assert OrderBatch.objects.filter(kind=OrderBatch.Kind.EXIT).count() == 2
 
 
@@ -237,7 +237,12 @@ def test_close_everything_posted_twice_queues_once(client, alice, holding, djang
     (token,) = tokens(form)
     with django_capture_on_commit_callbacks() as queued:
         for _ in range(2):
-            assert client.post(f"/trading/accounts/{holding.pk}/close/", {"client_token": token}).status_code == 302
+            assert (
+                client.post(
+                    f"/trading/accounts/{holding.pk}/close/", {"client_token": token, "confirmed": "1"}
+                ).status_code
+                == 302
+            )
     assert len(queued) == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_CLOSED, account=holding).count() == 1
 

@@ -34,6 +34,7 @@ def test_order_form_queues_one_order_per_account_and_shows_progress(client, alic
             "quantity": 5,
             "pricetype": "MARKET",
             "product": "MIS",
+            "confirmed": "1",
         },
     )
     assert r.status_code == 302
@@ -210,7 +211,11 @@ def test_book_actions_through_the_pages(client, alice, charlie, two):
     assert "modified" in r.content.decode()
     limit.refresh_from_db()
     assert limit.price == Decimal("6.5")
-    r = client.post(f"/trading/orders/order/{limit.pk}/cancel/", {"next": "/trading/books/?tab=orders"}, follow=True)
+    r = client.post(
+        f"/trading/orders/order/{limit.pk}/cancel/",
+        {"next": "/trading/books/?tab=orders", "confirmed": "1"},
+        follow=True,
+    )
     limit.refresh_from_db()
     assert limit.status == Order.Status.CANCELLED and "cancelled" in r.content.decode()
     # Halting from the page refuses new orders; the badge shows on the books.
@@ -221,7 +226,7 @@ def test_book_actions_through_the_pages(client, alice, charlie, two):
     assert client.post(f"/trading/accounts/{a.pk}/state/", {"state": "bogus"}).status_code == 302
     assert TradingAccount.objects.get(pk=a.pk).trading_state == "halted"
     # Closing a position on a halted account is an exit, so it is allowed.
-    r = client.post(f"/trading/positions/{pos.pk}/close/")
+    r = client.post(f"/trading/positions/{pos.pk}/close/", {"confirmed": "1"})
     assert r.status_code == 302 and "/trading/orders/" in r["Location"]
     exit_order = Order.objects.get(reduce_only=True)
     assert exit_order.action == "SELL" and exit_order.quantity == 4
