@@ -1,0 +1,143 @@
+"""Attacks on issue 18 (real brokers' quirks): interleavings, broker answers and inputs that
+try to break I1–I8 — a duplicate order, a wrong exit (one that flips a position or goes twice),
+a missed exit, an order left open forever. Each attack that broke main has its fix; each that
+held stays as a test that shows it holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.tests.factories import account_on
+from trading import services
+from trading.models import Order, Position
+from trading.services import Leg
+
+pytestmark = pytest.mark.django_db
+Status = Order.Status
+LIVE = (Status.ACCEPTED, Status.OPEN)
+
+
+@pytest.fixture
+def profile(paper_clean):
+    used = []
+
+    def on(name: str, index: int = 0):
+        sim = paper_clean[index]
+        sim.sim("POST", "profile", {"profile": name})
+        used.append(sim)
+        return sim
+
+    yield on
+    for sim in used:
+        sim.sim("POST", "reset", {"market": True})
+
+
+@pytest.fixture
+def quick(settings):
+    settings.ORDER_STATUS_CONFIRM_SECONDS = 2.0
+    settings.EXIT_RETRY_SECONDS = 10.0
+    return settings
+
+
+def place(user, account, *legs: Leg):
+    batch = services.orders_create(user=user, accounts=[account], legs=list(legs))
+    services.orders_send_account(account_id=account.pk, batch_id=batch.pk)
+    return batch
+
+
+def later(seconds: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
+def ltp(sim, symbol="SBIN") -> float:
+    return float(sim.ok("quotes", symbol=symbol, exchange="NSE")["data"]["ltp"])
+
+
+def broker_qty(sim, symbol="SBIN", product="MIS") -> int:
+    return int(sim.ok("openposition", strategy="t", symbol=symbol, exchange="NSE", product=product)["quantity"])
+
+
+def rejected_outside_order(sim) -> None:
+    """A genuinely rejected order, placed at the broker by hand: the row before ours."""
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "reject", "count": 1})
+    body = {"pricetype": "MARKET", "product": "MIS", "quantity": "1"}
+    sim.ok("placeorder", strategy="manual", symbol="INFY", exchange="NSE", action="BUY", **body)
+
+
+def long_position(alice, sim, account, qty=2) -> Position:
+    buy = place(alice, account, Leg("SBIN", "NSE", "BUY", qty)).orders.get()
+    services.order_refresh(order_id=buy.pk)
+    pos = Position.objects.get(account=account, symbol="SBIN")
+    assert pos.quantity == qty == broker_qty(sim)
+    return pos
+
+
+def drain_pending_reads(sim, n=10) -> None:
+    """The broker's transient state ends: the resting order reaches the exchange and matches."""
+    for _ in range(n):
+        sim.ok("orderbook")
+    sim.sim("POST", "price", {"symbol": "SBIN", "exchange": "NSE", "ltp": ltp(sim)})
+
+
+def exit_sells(sim, tag: str) -> list[dict]:
+    return [r for r in sim.ledger() if r["strategy"] == tag and r["action"] == "SELL"]
+
+
+# ---------------------------------------------------------------- A1. the known lead (Kite carry-over)
+def test_a1_a_live_exit_reading_rejected_twice_on_zerodha_is_not_sent_again(alice, profile, quick):
+    """Broke on main: an exit still OPEN PENDING (AMO, exchange slow) behind a genuinely rejected
+    row reads "rejected" on both reads (OpenAlgo's Zerodha mapping carries the row before it
+    over); the tradebook shows nothing yet, so the rejection was "confirmed", the attempt
+    forgotten, and the exit sent again: two exits filled, the long flipped to short."""
+    sim = profile("zerodha")
+    account = account_on(sim, owner=alice)
+    pos = long_position(alice, sim, account)
+    rejected_outside_order(sim)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "pending_reads", "value": 6, "count": 1})
+    exit_order = services.position_close(user=alice, position_id=pos.pk).orders.get()
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.ACCEPTED
+    first_id = exit_order.broker_orderid
+    services.order_refresh(order_id=exit_order.pk)
+    services.order_refresh(order_id=exit_order.pk, now=later(5))
+    services.order_reconcile(order_id=exit_order.pk, now=later(20))
+    services.orders_send_account(account_id=account.pk)
+    drain_pending_reads(sim)
+    for s in (30, 40, 50):
+        services.orders_poll_account(account_id=account.pk, now=later(s))
+        services.order_reconcile(order_id=exit_order.pk, now=later(s))
+    exit_order.refresh_from_db()
+    sells = exit_sells(sim, exit_order.tag)
+    assert broker_qty(sim) == 0, sells
+    assert [r["orderid"] for r in sells] == [first_id], sells  # one exit at the broker, never two
+    assert broker_qty(sim) == 0  # flat, not flipped
+    assert exit_order.status == Status.COMPLETE and exit_order.broker_orderid == first_id, exit_order.last_error
+    assert Position.objects.get(pk=pos.pk).quantity == 0
+
+
+def test_a1b_a_genuinely_rejected_exit_on_zerodha_is_still_tried_again(alice, profile, quick):
+    """The fix must not turn a real rejection into a missed exit: the cancel is refused (the
+    order is terminal) and the tradebook shows nothing, so the attempt is dead and retried."""
+    sim = profile("zerodha")
+    account = account_on(sim, owner=alice)
+    pos = long_position(alice, sim, account)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "reject", "value": "RMS: blocked", "count": 1})
+    exit_order = services.position_close(user=alice, position_id=pos.pk).orders.get()
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    services.order_refresh(order_id=exit_order.pk)
+    failed = services.order_refresh(order_id=exit_order.pk, now=later(5))
+    assert failed.status == Status.UNKNOWN and "exit attempt 1" in failed.last_error, failed.last_error
+    services.order_reconcile(order_id=exit_order.pk, now=later(20))
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    services.order_refresh(order_id=exit_order.pk, now=later(21))
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.COMPLETE, exit_order.last_error
+    assert len(exit_sells(sim, exit_order.tag)) == 2 and broker_qty(sim) == 0
