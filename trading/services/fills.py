@@ -35,17 +35,20 @@ from accounts.services import account_client
 from marketdata.services import interest_register
 from openalgo_client import orderstatus as vocab
 from openalgo_client.orderstatus import Kind, Step
-from openalgo_client.rest import Reason, to_decimal
+from openalgo_client.rest import Outcome, Reason, to_decimal
 
 from .. import events, pnl
 from ..models import Order, Position
 from . import enqueue
-from .attention import EXPIRED_AT_ROLLOVER, sent_before_today, settle_at_rollover
+from .attention import EXPIRED_AT_ROLLOVER, exit_needs_attention, sent_before_today, settle_at_rollover
 from .common import LIVE, Status
-from .outcome import exit_attempt_failed
+from .outcome import absence_window, exit_attempt_failed, exit_spacing
 
 log = logging.getLogger(__name__)
 ENDED = [Status.CANCELLED, Status.REJECTED]
+# Noted on an exit whose attempt read ended yet took our cancel: it was live. Once the broker
+# shows it ended with nothing filled it is tried again; part-filled, the rest needs a human.
+CANCELLED_TO_RETRY = "attempt read as ended was live: cancelled to try again"
 FINAL = {Kind.COMPLETE: Status.COMPLETE, Kind.CANCELLED: Status.CANCELLED, Kind.REJECTED: Status.REJECTED}
 
 
@@ -201,15 +204,60 @@ def _apply_status(order: Order, d: dict, *, now: dt.datetime, expecting: Kind | 
         fields.update(_doubt(order, verdict, text, now))
     elif order.doubtful_reads:
         fields["last_error"] = ""  # the doubt is over
-    if status == Status.REJECTED and order.reduce_only and qty == 0:
-        # An exit the broker refused (confirmed) is not the end of it: tried again, spaced, then attention.
-        why = f"the broker rejected order {order.broker_orderid}"
+    if (
+        order.reduce_only
+        and qty == 0
+        and (status == Status.REJECTED or (status == Status.CANCELLED and order.note.endswith(CANCELLED_TO_RETRY)))
+    ):
+        # An exit the broker refused (confirmed) is not the end of it: tried again, spaced, then
+        # attention — but only once its attempt is proven dead (two "rejected" reads prove nothing
+        # on Zerodha: a live order behind a rejected row reads so as long as it stays pending).
         reason = d.get("rejection_reason") or d.get("message")
-        exit_attempt_failed(order, why=f"{why}: {reason}" if reason else why)
+        return _exit_attempt_end(order, text=text, reason=str(reason or ""), fields=fields, now=now)
+    order = _book(order, status=status, qty=qty, avg=avg, fields=fields)
+    if order.reduce_only and order.status == Status.CANCELLED and order.note.endswith(CANCELLED_TO_RETRY):
+        # The cancel that proved the attempt live caught it part-filled: the rest needs a human.
+        why = f"exit attempt {order.broker_orderid} was live, cancelled with {order.filled_quantity} filled"
+        exit_needs_attention(order, why, statuses=(Status.CANCELLED,))
         order.refresh_from_db()
-        events.order_changed(order)
-        return order
-    return _book(order, status=status, qty=qty, avg=avg, fields=fields)
+    return order
+
+
+def _exit_attempt_end(order: Order, *, text: str, reason: str, fields: dict, now: dt.datetime) -> Order:
+    """An exit's attempt reads ended with nothing filled. Before it is tried again it is proven
+    dead: a cancel is sent for it. Refused because the order already ended, and the tradebook
+    read after that refusal shows nothing filled → dead, tried again (outcome.exit_attempt_failed).
+    Accepted → the attempt was live: it stays ours, read again as the cancel ends it (a fill
+    before the cancel is booked; an end with nothing filled is then proven the same way).
+    Anything else proves nothing: read again later, and a human after as long as the exit's
+    retries would have taken. Never a second exit while the first may be live."""
+    client = account_client(order.account)
+    res = client.cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    if not res.ok and res.outcome is Outcome.REJECTED and vocab.cancel_refusal_says_ended(res.message):
+        traded = _traded(order)
+        if traded is not None and traded[0] == 0:
+            why = f"the broker rejected order {order.broker_orderid}"
+            exit_attempt_failed(order, why=f"{why}: {reason}" if reason else why)
+            order.refresh_from_db()
+            events.order_changed(order)
+            return order
+    if res.ok:
+        why = f"read {text!r} yet took a cancel: it was live; waiting for the cancel to end it"
+        note = order.note if order.note.endswith(CANCELLED_TO_RETRY) else f"{order.note} · {CANCELLED_TO_RETRY}"
+        fields.update(note=note.strip(" ·")[-200:], doubtful_reads=0, poll_after=now + confirm_after())
+        log.warning("exit %s (%s): %s", order.pk, order.broker_orderid, why)
+    else:
+        why = f"read {text!r}, not proven dead (cancel: {res.message or res.reason}): not tried again yet"
+        reads = order.doubtful_reads + 1
+        pause = dt.timedelta(seconds=vocab.doubt_backoff(reads))
+        fields.update(doubtful_reads=reads, poll_after=now + pause)
+        if order.sent_at and now - order.sent_at >= absence_window() + exit_spacing() * settings.EXIT_MAX_ATTEMPTS:
+            exit_needs_attention(order, f"exit attempt {order.broker_orderid} {why}", statuses=tuple(LIVE))
+            order.refresh_from_db()
+            events.order_changed(order)
+            return order
+    fields["last_error"] = why[:300]
+    return _book(order, status=Status.OPEN, qty=order.filled_quantity, avg=None, fields=fields)
 
 
 def _doubt(order: Order, verdict: vocab.Verdict, text: str, now: dt.datetime) -> dict:
