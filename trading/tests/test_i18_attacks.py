@@ -105,7 +105,9 @@ def test_a1_a_live_exit_reading_rejected_twice_on_zerodha_is_not_sent_again(alic
     first_id = exit_order.broker_orderid
     services.order_refresh(order_id=exit_order.pk)
     services.order_refresh(order_id=exit_order.pk, now=later(5))
-    cycle(sim, account, exit_order, range(20, 120, 10))
+    services.order_reconcile(order_id=exit_order.pk, now=later(20))  # main: "absent", sent again
+    services.orders_send_account(account_id=account.pk)
+    cycle(sim, account, exit_order, range(30, 130, 10))
     exit_order.refresh_from_db()
     sells = exit_sells(sim, exit_order.tag)
     assert broker_qty(sim) == 0, sells  # flat, not flipped
@@ -145,3 +147,47 @@ def test_a1b_a_genuinely_rejected_exit_on_zerodha_is_still_tried_again(alice, pr
     exit_order.refresh_from_db()
     assert exit_order.status == Status.COMPLETE, exit_order.last_error
     assert len(exit_sells(sim, exit_order.tag)) == 2 and broker_qty(sim) == 0
+
+
+def test_a2_an_unknown_exit_whose_live_row_reads_rejected_on_zerodha_is_adopted_not_resent(alice, profile, quick):
+    """Broke on main: the exit's reply was lost (drop after execute) and its row, still pending,
+    reads "rejected" behind a rejected row; the orderbook match skipped every "rejected" row of
+    an exit, so three reads proved it "absent" and it was sent again: two exits, a flip."""
+    sim = profile("zerodha")
+    account = account_on(sim, owner=alice)
+    pos = long_position(alice, sim, account)
+    rejected_outside_order(sim)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "pending_reads", "value": 8, "count": 1})
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "drop_after_execute", "count": 1})
+    exit_order = services.position_close(user=alice, position_id=pos.pk).orders.get()
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.UNKNOWN
+    for s in (70, 100, 130, 160):
+        services.order_reconcile(order_id=exit_order.pk, now=later(s))
+        services.orders_send_account(account_id=account.pk)
+    cycle(sim, account, exit_order, range(170, 300, 10))
+    exit_order.refresh_from_db()
+    sells = exit_sells(sim, exit_order.tag)
+    assert broker_qty(sim) == 0, sells
+    assert sum(r["filled_quantity"] for r in sells) == 2, sells
+    assert exit_order.status == Status.COMPLETE, exit_order.last_error
+    assert Position.objects.get(pk=pos.pk).quantity == 0
+
+
+def test_a3_a_live_entry_reading_rejected_twice_on_zerodha_does_not_end_rejected(alice, profile, quick):
+    """An entry still pending behind a rejected row reads "rejected" twice: on main it ended
+    REJECTED, then filled at the broker unseen (our books flat, the broker long)."""
+    sim = profile("zerodha")
+    account = account_on(sim, owner=alice)
+    rejected_outside_order(sim)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "pending_reads", "value": 4, "count": 1})
+    order = place(alice, account, Leg("SBIN", "NSE", "BUY", 2)).orders.get()
+    services.order_refresh(order_id=order.pk)
+    services.order_refresh(order_id=order.pk, now=later(5))
+    cycle(sim, account, order, range(10, 60, 10))
+    order.refresh_from_db()
+    held = Position.objects.filter(account=account, symbol="SBIN").values_list("quantity", flat=True).first() or 0
+    assert held == broker_qty(sim), (order.status, order.last_error)  # our books equal the broker's
+    assert order.status in (Status.COMPLETE, Status.CANCELLED), order.last_error
+    assert order.filled_quantity == held
