@@ -191,3 +191,23 @@ def test_a3_a_live_entry_reading_rejected_twice_on_zerodha_does_not_end_rejected
     assert held == broker_qty(sim), (order.status, order.last_error)  # our books equal the broker's
     assert order.status in (Status.COMPLETE, Status.CANCELLED), order.last_error
     assert order.filled_quantity == held
+
+
+@pytest.mark.parametrize(
+    ("message", "ended"),
+    [
+        ("Cannot cancel order in rejected status", True),  # brokersim / OpenAlgo sandbox
+        ("Order cannot be cancelled as it is already cancelled", True),
+        ("Order is already completed", True),
+        ("Order cannot be cancelled as it is being processed. Try later.", False),  # Kite, OPEN PENDING
+        ("Cannot cancel order in open status", False),
+        ("Order cannot be cancelled", False),  # names no end: no proof
+        ("Order 123 not found", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_a_cancel_refusal_naming_an_end_proves_an_attempt_dead(message, ended):
+    from openalgo_client.orderstatus import cancel_refusal_says_ended
+
+    assert cancel_refusal_says_ended(message) is ended
