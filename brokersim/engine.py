@@ -77,6 +77,7 @@ class Order:
     blocked_margin: float = 0.0
     partial_limit: int | None = None  # fault: fill at most this much
     hide_avg_polls: int = 0  # fault: orderstatus shows average_price 0 for this many reads
+    pending_reads: int = 0  # fault: transient (not yet at the exchange, unmatched) for this many book reads
     modified: bool = False  # XTS brokers show a modified live order as "Replaced"
     placed_by: str = BY_API  # BY_BROKER: the broker's own order (MIS square-off)
     remark: str = ""  # why the broker placed, cancelled or expired it
@@ -374,12 +375,16 @@ class Account:
             order.partial_limit = max(lot, int(qty * frac) // lot * lot)
         if fault.get("kind") == FaultKind.LATE_AVERAGE_PRICE:
             order.hide_avg_polls = int(fault.get("value") or 3)
+        if fault.get("kind") == FaultKind.PENDING_READS:
+            order.pending_reads = int(fault.get("value") or 3)
         self._emit(order)
         self._try_fill(order, inst, at_placement=True)
         return order
 
     # -------------------------------------------------------------- matching
     def _try_fill(self, order: Order, inst: ins.Instrument, at_placement: bool = False) -> None:
+        if order.pending_reads > 0:
+            return  # not at the exchange yet
         q = self.market.quote(inst)
         ltp = q.ltp
         if not (ltp > 0 and math.isfinite(ltp)):

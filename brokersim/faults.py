@@ -30,6 +30,9 @@ class FaultKind(enum.StrEnum):
     NO_ORDERID = "no_orderid"  # execute, answer 200 {"status": "success"} without the orderid
     NO_STATUS = "no_status"  # execute, answer 200 `{}` (or an empty body when `value` is "empty")
     ORDERBOOK_OMITS = "orderbook_omits"  # orderbook leaves out orders placed after the fault was armed
+    # The order rests in the broker's transient state (Kite OPEN PENDING / AMO REQ RECEIVED) for
+    # `value` reads of the books, unmatched meanwhile; on Zerodha it reads as the row before it.
+    PENDING_READS = "pending_reads"
 
 
 # When each kind acts. Before: on the request, ahead of parsing. Execution: handed to the
@@ -107,6 +110,8 @@ def parse_fault(d: dict, endpoints: Container[str]) -> Fault:
         seconds = _number(value)
         if seconds is None or not 0 <= seconds <= MAX_DELAY_S:
             raise BadFault(f"{kind} value must be a number of seconds from 0 to {MAX_DELAY_S:g}")
+    if kind == FaultKind.PENDING_READS and not (_int(value or 3) or 0) > 0:
+        raise BadFault("pending_reads value must be a positive number of reads")
     if kind == FaultKind.NO_STATUS and value not in (None, "empty", "{}"):
         raise BadFault('no_status value must be "empty" (an empty body) or absent ({})')
     return Fault(endpoint, FaultKind(kind), value, count)

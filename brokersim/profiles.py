@@ -196,9 +196,12 @@ def book_statuses(profile: Profile, state: ProfileState, orders: Iterable[Order]
     """The status each order shows in a read of the whole orderbook (`orders` oldest first, as
     the broker lists them). The read settles every transient state it showed."""
     orders = list(orders)
+    transient = {o.orderid for o in orders if o.pending_reads > 0}
+    for o in orders:
+        o.pending_reads = max(o.pending_reads - 1, 0)
     if profile.status_text is None:
         return {o.orderid: o.status for o in orders}
-    texts = [profile.status_text(o, o.orderid not in state.seen) for o in orders]
+    texts = [profile.status_text(o, o.orderid not in state.seen or o.orderid in transient) for o in orders]
     state.seen.update(o.orderid for o in orders)
     if profile.carry_over:
         texts = kite_carry_over(texts)
@@ -207,7 +210,7 @@ def book_statuses(profile: Profile, state: ProfileState, orders: Iterable[Order]
 
 def shape_orders(profile: Profile, state: ProfileState, rows: list[dict], orders: dict[str, Order]) -> None:
     """Rewrite orderbook rows (newest first, as brokersim renders them) in place."""
-    if profile.status_text is not None:
+    if profile.status_text is not None or any(o.pending_reads for o in orders.values()):
         shown = book_statuses(profile, state, (orders[r["orderid"]] for r in reversed(rows)))
         for r in rows:
             r["order_status"] = shown[r["orderid"]]

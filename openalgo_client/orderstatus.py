@@ -109,6 +109,22 @@ def says_partly_filled(text: object) -> bool:
     return _key(text) in _PARTIAL
 
 
+# A cancel refused because the order already ended names its end ("Cannot cancel order in
+# rejected status", "…already cancelled/completed"); a refusal that says the order is busy
+# ("cannot be cancelled as it is being processed. Try later": Kite's OPEN PENDING) proves nothing.
+_CANNOT_CANCEL = re.compile(r"\b(cannot|can ?not|can't|could not|unable to|failed to|not able to)\s+(be\s+)?cancel\w*")
+_ENDED_WORDS = re.compile(r"\b(rejected|cancell?ed|complete|completed|executed|traded|filled|expired)\b")
+_BUSY_WORDS = re.compile(r"process|pending|progress|try (again|later)|in transit|transit|not found|no such")
+
+
+def cancel_refusal_says_ended(message: object) -> bool:
+    """A cancel's refusal that says the order had already ended (rejected, cancelled, filled):
+    proof, with the tradebook, that an attempt is dead. Anything else (busy, not found, a reason
+    we cannot read) is no proof."""
+    text = _CANNOT_CANCEL.sub(" ", str(message or "").lower())
+    return bool(_ENDED_WORDS.search(text)) and not _BUSY_WORDS.search(text)
+
+
 def doubt_backoff(reads: int, *, first: float = 2.0, cap: float = 60.0) -> float:
     """Seconds before an order whose status was doubtful `reads` times in a row is read again:
     doubling from `first`, at most `cap` (an unrecognised status is read on, never forgotten)."""

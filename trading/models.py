@@ -109,6 +109,9 @@ class Order(models.Model):
     # Reads of the broker's orderbook in a row that did not show this order (proof of absence
     # needs several, spread over OpenAlgo's own broker timeout).
     absent_reads = models.PositiveSmallIntegerField(default=0)
+    # Broker order ids of an exit's attempts proven dead (terminal, nothing filled) before it was
+    # tried again: never adopted back from the orderbook as this order, nor as another.
+    dead_attempts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

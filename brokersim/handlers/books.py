@@ -55,6 +55,8 @@ def orderstatus(inst: Instance, d: dict, fault: dict | None) -> dict:
         row["order_status"] = profiles.order_status(
             inst.broker_profile, inst.profile_state, o, inst.account.orders.values()
         )
+    else:
+        o.pending_reads = max(o.pending_reads - 1, 0)
     if not inst.broker_profile.strategy_field:
         row.pop("strategy", None)
     if o.hide_avg_polls > 0 and o.status == "complete":

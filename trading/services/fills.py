@@ -11,7 +11,9 @@ ends an order when it may be wrong: Zerodha's mapping shows a live order's trans
 status of the row before it, so a "rejected" or "cancelled" becomes final only when a second read
 a little later (ORDER_STATUS_CONFIRM_SECONDS) says it again and the tradebook has been read; a
 "rejected" for an order with fills is no rejection; a cancel we asked for and the broker accepted
-needs no second read. A word we do not recognise is never final: the order is read again with a
+needs no second read. Before an order read as rejected is settled (an exit tried again), a
+cancel proves it dead: refused as already ended, with an empty tradebook after it; accepted, it
+was live (_attempt_end). A word we do not recognise is never final: the order is read again with a
 growing pause and logged once. An order-update frame for an order we hold as ended triggers a
 confirming read: it is reopened if the broker has it live or filled, and fills it shows are
 booked once. An order from before the broker's day rolled over that the broker no longer knows
@@ -35,17 +37,21 @@ from accounts.services import account_client
 from marketdata.services import interest_register
 from openalgo_client import orderstatus as vocab
 from openalgo_client.orderstatus import Kind, Step
-from openalgo_client.rest import Reason, to_decimal
+from openalgo_client.rest import Outcome, Reason, to_decimal
 
 from .. import events, pnl
 from ..models import Order, Position
 from . import enqueue
-from .attention import EXPIRED_AT_ROLLOVER, sent_before_today, settle_at_rollover
+from .attention import EXPIRED_AT_ROLLOVER, exit_needs_attention, sent_before_today, settle_at_rollover
 from .common import LIVE, Status
-from .outcome import exit_attempt_failed
+from .outcome import absence_window, exit_attempt_failed, exit_spacing
 
 log = logging.getLogger(__name__)
 ENDED = [Status.CANCELLED, Status.REJECTED]
+# Noted on an order that read rejected yet took the cancel that was to prove it dead: it was live.
+# An exit's attempt is tried again once the broker shows it ended with nothing filled;
+# part-filled, the rest needs a human.
+CANCELLED_TO_RETRY = "read as ended, yet live: cancelled by AlgoMirror"
 FINAL = {Kind.COMPLETE: Status.COMPLETE, Kind.CANCELLED: Status.CANCELLED, Kind.REJECTED: Status.REJECTED}
 
 
@@ -201,15 +207,68 @@ def _apply_status(order: Order, d: dict, *, now: dt.datetime, expecting: Kind | 
         fields.update(_doubt(order, verdict, text, now))
     elif order.doubtful_reads:
         fields["last_error"] = ""  # the doubt is over
-    if status == Status.REJECTED and order.reduce_only and qty == 0:
-        # An exit the broker refused (confirmed) is not the end of it: tried again, spaced, then attention.
-        why = f"the broker rejected order {order.broker_orderid}"
+    if qty == 0 and (
+        status == Status.REJECTED
+        or (order.reduce_only and status == Status.CANCELLED and order.note.endswith(CANCELLED_TO_RETRY))
+    ):
+        # Two "rejected" reads prove nothing on Zerodha: a live order behind a rejected row reads
+        # so as long as it stays pending. Proven dead first; then an entry is rejected, and an
+        # exit the broker refused is not the end of it: tried again, spaced, then attention.
         reason = d.get("rejection_reason") or d.get("message")
+        return _attempt_end(order, text=text, reason=str(reason or ""), fields=fields, now=now)
+    order = _book(order, status=status, qty=qty, avg=avg, fields=fields)
+    if order.reduce_only and order.status == Status.CANCELLED and order.note.endswith(CANCELLED_TO_RETRY):
+        # The cancel that proved the attempt live caught it part-filled: the rest needs a human.
+        why = f"exit attempt {order.broker_orderid} was live, cancelled with {order.filled_quantity} filled"
+        exit_needs_attention(order, why, statuses=(Status.CANCELLED,))
+        order.refresh_from_db()
+    return order
+
+
+def _attempt_end(order: Order, *, text: str, reason: str, fields: dict, now: dt.datetime) -> Order:
+    """An order reads rejected (or an exit's attempt we cancelled reads ended) with nothing
+    filled. It is proven dead before anything follows: a cancel is sent for it. Refused because
+    the order already ended, and the tradebook read after that refusal shows nothing filled →
+    dead: an entry is rejected, an exit tried again (outcome.exit_attempt_failed). Accepted → it
+    was live: it stays ours, read again as the cancel ends it (a fill before the cancel is booked;
+    an exit's end with nothing filled is then proven the same way). Anything else proves nothing:
+    read again later; after as long as an exit's retries would take, an exit needs a human and an
+    entry is taken as rejected. Never a second exit while the first may be live."""
+    res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    limit = absence_window() + exit_spacing() * settings.EXIT_MAX_ATTEMPTS
+    waited = order.sent_at is not None and now - order.sent_at >= limit
+    proven = False
+    if not res.ok and res.outcome is Outcome.REJECTED and vocab.cancel_refusal_says_ended(res.message):
+        traded = _traded(order)
+        proven = traded is not None and traded[0] == 0
+    if not order.reduce_only and (proven or (waited and not res.ok)):
+        why = reason or "rejected by the broker"
+        if not proven:
+            why = f"{why} (not proven: cancel answered {res.message or res.reason})"
+        fields["last_error"] = why[:300]
+        return _book(order, status=Status.REJECTED, qty=order.filled_quantity, avg=None, fields=fields)
+    if proven:
+        why = f"the broker rejected order {order.broker_orderid}"
         exit_attempt_failed(order, why=f"{why}: {reason}" if reason else why)
         order.refresh_from_db()
         events.order_changed(order)
         return order
-    return _book(order, status=status, qty=qty, avg=avg, fields=fields)
+    if res.ok:
+        why = f"read {text!r} yet took a cancel: it was live; waiting for the cancel to end it"
+        log.warning("order %s (%s): %s", order.pk, order.broker_orderid, why)
+        note = order.note if order.note.endswith(CANCELLED_TO_RETRY) else f"{order.note} · {CANCELLED_TO_RETRY}"
+        fields.update(note=note.strip(" ·")[-200:], doubtful_reads=0, poll_after=now + confirm_after())
+    else:
+        why = f"read {text!r}, not proven dead (cancel: {res.message or res.reason}): not tried again yet"
+        reads = order.doubtful_reads + 1
+        fields.update(doubtful_reads=reads, poll_after=now + dt.timedelta(seconds=vocab.doubt_backoff(reads)))
+        if waited:
+            exit_needs_attention(order, f"exit attempt {order.broker_orderid} {why}", statuses=tuple(LIVE))
+            order.refresh_from_db()
+            events.order_changed(order)
+            return order
+    fields["last_error"] = why[:300]
+    return _book(order, status=Status.OPEN, qty=order.filled_quantity, avg=None, fields=fields)
 
 
 def _doubt(order: Order, verdict: vocab.Verdict, text: str, now: dt.datetime) -> dict:

@@ -89,18 +89,22 @@ def orderbook_find(order: Order) -> dict | None:
 
 
 def _match(order: Order, rows: list[dict]) -> dict | None:
-    if order.reduce_only:
-        # An exit is tried again under the same tag: its rejected attempts are no placement.
-        rows = [r for r in rows if str(r.get("order_status", "")).lower() != "rejected"]
-    tagged = [r for r in rows if r.get("strategy") == order.tag]
-    if tagged:
-        return tagged[0]
-    # Brokers whose orderbook carries no strategy: an identical order not already ours.
+    # An exit is tried again under the same tag, but only once its attempt was proven dead
+    # (fills.py): those attempts are no placement. A row's status is no proof: on Zerodha a live
+    # order behind a rejected row reads "rejected" (adopted, it is proven live or dead like any).
     claimed = set(
         Order.objects.filter(account=order.account, broker_orderid__isnull=False).values_list(
             "broker_orderid", flat=True
         )
     )
+    exits = Order.objects.filter(account=order.account, reduce_only=True, sent_at__gte=day_start())
+    for dead in exits.exclude(dead_attempts=[]).values_list("dead_attempts", flat=True):
+        claimed.update(dead)
+    rows = [r for r in rows if str(r.get("orderid")) not in claimed or str(r.get("orderid")) == order.broker_orderid]
+    tagged = [r for r in rows if r.get("strategy") == order.tag]
+    if tagged:
+        return tagged[0]
+    # Brokers whose orderbook carries no strategy: an identical order not already ours.
     for r in rows:
         if (
             str(r.get("orderid")) not in claimed
@@ -190,9 +194,11 @@ def exit_attempt_failed(order: Order, *, why: str, now: dt.datetime | None = Non
     due = (order.sent_at or now) + exit_spacing()
     n, allowed = order.attempts, attempts_allowed(order)
     nxt = f"next attempt after {exit_spacing().total_seconds():g} s" if n < allowed else "last attempt"
+    dead = [*order.dead_attempts, order.broker_orderid] if order.broker_orderid else order.dead_attempts
     Order.objects.filter(pk=order.pk, status=order.status, filled_quantity=0).update(
         status=Status.UNKNOWN,
-        broker_orderid=None,  # the next attempt gets its own; this one stays in last_error
+        broker_orderid=None,  # the next attempt gets its own; this one is never adopted back
+        dead_attempts=dead,
         absent_reads=reads_needed(),  # the broker's own word: one read confirms it
         last_error=f"exit attempt {n} of {allowed} not placed: {why}; {nxt}"[:300],
     )
