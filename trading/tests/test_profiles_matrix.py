@@ -3,7 +3,7 @@ exactly-once and reduce-only checks (0 duplicates, 0 wrong exits, every order's 
 equal to the broker's), and the day's rollover across a simulated midnight, live.
 
 `test_cell[profile-check]` is one cell each, so `pytest -v` on this file prints the matrix. A
-cell another file already runs (MATRIX below names it) is not run twice: its id here checks
+cell another file already runs (ELSEWHERE below names it) is not run twice: its id here checks
 that the covering test is still there for that profile. The checks:
 
 * exactly_once — entries on two accounts under three of test_orders.FAULT_CASES (one trial
@@ -17,8 +17,9 @@ that the covering test is still there for that profile. The checks:
 * exit_once — an exit whose reply is lost (placed, we do not know) is sent once and leaves the
   position at exactly 0.
 On `dead_token` exits are held (the broker's positions are unknown), never denied, and go once
-the broker answers again; on `semi_auto` they are refused up front once the mode is known, and
-one sent before it was known is queued once and never sent again.
+the broker answers again; on `semi_auto` they are refused up front once the mode is known, one
+sent before it was known is queued once and never sent again, and one whose reply was lost
+before the mode was known (so queued twice: no read shows the Action Center) goes to a human.
 """
 
 from __future__ import annotations
