@@ -194,7 +194,7 @@ from core.calendar import IST  # noqa: E402
 from trading import services  # noqa: E402
 from trading.models import BrokerBook, Order, Position, Reconciliation  # noqa: E402
 from trading.services import Leg  # noqa: E402
-from trading.services.outcome import reads_needed  # noqa: E402
+from trading.services.outcome import day_start, reads_needed  # noqa: E402
 
 Status = Order.Status
 
@@ -461,9 +461,9 @@ def test_delivery_bought_before_today_need_not_be_listed_among_positions(alice, 
     positionbook without it is not unknown (the account is not halted over it)."""
     account, sim = acc
     Position.objects.create(account=account, exchange="NSE", symbol="TCS", product="CNC", quantity=5)
-    Position.objects.filter(account=account).update(updated_at=at_ist(10, 0) - dt.timedelta(days=1))
+    Position.objects.filter(account=account).update(updated_at=day_start() - dt.timedelta(hours=1))
     assert services.account_books_refresh(account_id=account.pk).state != Reconciliation.State.UNKNOWN
     account.refresh_from_db()
     assert account.trading_state == TradingAccount.TradingState.ACTIVE
-    Position.objects.filter(account=account).update(updated_at=at_ist(0, 1))  # bought today: must be listed
+    Position.objects.filter(account=account).update(updated_at=day_start() + dt.timedelta(minutes=1))  # today: listed
     assert services.account_books_refresh(account_id=account.pk).state == Reconciliation.State.UNKNOWN
