@@ -77,3 +77,26 @@ def settle_at_rollover(order: Order, *, why: str, broker_status: str) -> Order:
     order.refresh_from_db()
     events.order_changed(order)
     return order
+
+
+def queued_again_for_approval(order: Order) -> None:
+    """OpenAlgo queued this attempt for approval (semi-auto mode, learnt only now) and an earlier
+    attempt of the order was sent too: if that one's reply was lost, it may be queued as well,
+    and approving both places the order twice (an exit would flip the position). Nothing can
+    withdraw it through the API (semi-auto refuses cancels), so a human is told: an exit needs
+    attention, an entry raises a critical alert."""
+    why = (
+        f"queued for approval at OpenAlgo (attempt {order.attempts}); an earlier attempt may be queued there "
+        "too: approve one of them at most"
+    )
+    if order.reduce_only:
+        exit_needs_attention(order, why, statuses=(Status.UNKNOWN,))
+        return
+    message = f"{order.action} {order.quantity} {order.symbol} ({order.exchange}) on {order.account.name}: {why}"
+    alert_raise(
+        kind=AlertKind.SEMI_AUTO,
+        level=AlertLevel.CRITICAL,
+        account=order.account,
+        message=message[:300],
+        details={"order_id": order.pk, "attempts": order.attempts},
+    )

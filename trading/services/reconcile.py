@@ -98,6 +98,14 @@ def order_reconcile(*, order_id: int, now: dt.datetime | None = None) -> Order:
 def _absent_read(order: Order, now: dt.datetime) -> None:
     """One orderbook read without the order: counted toward the proof when taken past the window."""
     needed = reads_needed()
+    if order.absent_reads < needed and order.account.is_semi_auto:
+        # A placement whose reply was lost may sit in OpenAlgo's Action Center, which no read
+        # shows: absence from the orderbook proves nothing until it is approved (or the day ends).
+        Order.objects.filter(pk=order.pk, status=order.status).update(
+            last_error="outcome unknown on a semi-auto account: it may be awaiting approval at OpenAlgo "
+            "(its Action Center cannot be read): not sent again"
+        )
+        return
     if order.absent_reads < needed:
         past = order.sent_at is None or now - order.sent_at >= absence_window()
         reads = order.absent_reads + (1 if past else 0)

@@ -31,6 +31,7 @@ from .. import brokerbooks, events, throttle
 from ..locks import exit_lock
 from ..models import Order, Position
 from . import bookwatch, enqueue
+from .attention import queued_again_for_approval
 from .books import account_reconcile_if_stale, positions_held
 from .common import LIVE, Status
 from .fills import order_refresh
@@ -194,6 +195,8 @@ def _send(client, account: TradingAccount, order: Order) -> str:
     # The placement's reply is the only place OpenAlgo's order mode shows (no read reveals it).
     if res.shows_semi_auto:
         account_mark_semi_auto(account=account, evidence=f"order {order.pk}: {res.message}")
+        if res.reason is Reason.PENDING_APPROVAL and order.attempts > 1:
+            queued_again_for_approval(order)
     elif res.ok and account.order_mode != OrderMode.AUTO:
         account_mark_auto(account=account, evidence=f"order {order.pk} placed as {res.body.get('orderid')}")
     return SENT
