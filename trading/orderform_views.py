@@ -5,6 +5,7 @@ The form checks again on submit; this is only what the page shows."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -20,7 +21,7 @@ def symbol_check(request: HttpRequest) -> JsonResponse:
     field = SymbolField(regex=r"^[A-Z0-9&\-_.]{1,40}$", max_length=40)
     try:
         symbol = field.clean(request.GET.get("symbol", ""))
-    except Exception:  # noqa: BLE001 - any invalid input is the same answer
+    except ValidationError:
         return JsonResponse({"ok": False, "message": "Use the OpenAlgo symbol, e.g. SBIN."}, status=400)
     exchange = request.GET.get("exchange", "")
     if exchange not in EXCHANGES:

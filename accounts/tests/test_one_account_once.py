@@ -5,9 +5,11 @@ OpenAlgo server with different keys are warned about, not refused."""
 from __future__ import annotations
 
 import importlib
+import io
 
 import pytest
 from django.apps import apps as global_apps
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from accounts import crypto, services
@@ -161,3 +163,14 @@ def test_the_add_page_shows_the_refusal_in_a_browser(live_server, alice, paper_c
         page.screenshot(path="/tmp/hform-duplicate-refused.png", full_page=True)
         assert not b.errors
     assert in_thread(lambda: TradingAccount.objects.filter(owner=alice).count()) == 1
+
+
+@pytest.mark.django_db
+def test_fingerprints_are_recomputed_after_the_secret_key_changes(settings, alice, paper_clean):
+    sim = paper_clean[0]
+    first = account_on(sim, owner=alice, name="first")
+    settings.SECRET_KEY = "a-new-secret-key-for-this-installation-" * 2
+    assert services.account_fingerprint_for(host_url=sim.host, api_key=sim.api_key) != first.key_fingerprint
+    call_command("account_fingerprints", stdout=io.StringIO())
+    with pytest.raises(services.DuplicateAccount):
+        account_on(sim, owner=alice, name="again")
