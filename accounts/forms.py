@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from . import services
 from .models import TradingAccount
 
 BROKERS = [
@@ -78,6 +79,21 @@ class AccountForm(forms.ModelForm):
         if qs.exists():
             raise forms.ValidationError("You already have an account with this name.")
         return name
+
+    def clean(self):
+        """One broker account, once: the server and key (the typed key, or the stored one when an
+        edit leaves it blank) must not be another account's."""
+        d = super().clean()
+        host, key = d.get("host_url"), d.get("api_key", "")
+        editing = self.instance.pk is not None
+        if host and (key or (editing and host != self.instance.host_url)):
+            fingerprint = services.account_fingerprint_for(
+                host_url=host, api_key=key, account=self.instance if editing else None
+            )
+            why = services.account_duplicate_of(owner=self.owner, fingerprint=fingerprint, exclude_pk=self.instance.pk)
+            if why:
+                raise forms.ValidationError(why)
+        return d
 
     def clean_api_key(self):
         key = self.cleaned_data.get("api_key", "").strip()

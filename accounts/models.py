@@ -9,6 +9,9 @@ from django.db.models import Q
 
 from .choices import AccountStatus, AlertKind, AlertLevel, AuditAction, OrderMode, TradingState
 
+# The broker names a paper OpenAlgo reports in ping (OpenAlgo's analyzer answers as "sandbox").
+PAPER_BROKERS = frozenset({"sandbox", "paper", "brokersim"})
+
 ws_url_validator = URLValidator(schemes=["ws", "wss"], message="Enter a ws:// or wss:// URL.")
 
 
@@ -31,6 +34,11 @@ class TradingAccount(models.Model):
     ws_url = models.CharField(max_length=500, validators=[ws_url_validator])
     api_key_encrypted = models.TextField()
     api_key_last4 = models.CharField(max_length=4)
+    # crypto.account_fingerprint(host_url, key): one broker account is added once, across every
+    # user. NULL only for a duplicate that predates it (halted by the migration that filled it).
+    key_fingerprint = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    # A paper account (brokersim, OpenAlgo's sandbox): no real money behind it.
+    paper = models.BooleanField(default=False)
     is_primary = models.BooleanField(default=False)
     holds_data_role = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -79,6 +87,18 @@ class TradingAccount(models.Model):
     @property
     def is_semi_auto(self) -> bool:
         return self.order_mode == self.OrderMode.SEMI_AUTO
+
+    @property
+    def is_paper(self) -> bool:
+        return self.paper or self.broker.lower() in PAPER_BROKERS
+
+    @property
+    def status_badge(self) -> str:
+        """The connectivity badge's style: a green "Connected" would read "all is well" next to a
+        halted or reducing account, so it is muted there (the trading-state badge comes first)."""
+        if self.status == self.Status.CONNECTED and self.trading_state != self.TradingState.ACTIVE:
+            return "muted"
+        return self.status
 
 
 class AuditEvent(models.Model):

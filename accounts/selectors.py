@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
+from .crypto import normalised_host
 from .models import AuditEvent, TradingAccount
 
 
@@ -78,6 +79,8 @@ def account_card(account: TradingAccount) -> dict:
         "broker": account.broker,
         "status": account.status,
         "status_label": account.get_status_display(),
+        "status_badge": account.status_badge,
+        "is_paper": account.is_paper,
         "trading_state": account.trading_state,
         "trading_state_label": account.get_trading_state_display(),
         "latency_ms": account.latency_ms,
@@ -91,6 +94,17 @@ def account_card(account: TradingAccount) -> dict:
         "last_error": account.last_error,
         "order_mode": account.order_mode,
         "order_mode_label": account.get_order_mode_display(),
+    }
+
+
+def same_server_names(accounts) -> dict[int, list[str]]:
+    """For each account, the names of the others (in `accounts`, one owner's) on the same OpenAlgo
+    server: one server fronts one broker account, so they are probably that account twice."""
+    by_host: dict[str, list[TradingAccount]] = {}
+    for a in accounts:
+        by_host.setdefault(normalised_host(a.host_url), []).append(a)
+    return {
+        a.pk: [b.name for b in group if b.pk != a.pk] for group in by_host.values() if len(group) > 1 for a in group
     }
 
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason
 from openalgo_client.ws import BrokerSocket
 
 from . import crypto, events
-from .models import Alert, AuditEvent, TradingAccount
+from .models import PAPER_BROKERS, Alert, AuditEvent, TradingAccount
 
 log = logging.getLogger(__name__)
 Status = TradingAccount.Status
@@ -193,6 +193,94 @@ def funds_fields(res, now, previous: dict | None = None) -> dict:
     return {}
 
 
+# ---------------------------------------------------------------- one broker account, once
+class DuplicateAccount(ValueError):
+    """The server and key of an account already added (by this user or another)."""
+
+
+def account_duplicate_of(*, owner, fingerprint: str | None, exclude_pk: int | None = None) -> str:
+    """Why an account with `fingerprint` cannot be added: "" when none holds it. Every mirrored
+    order would reach that broker account twice. Another user's account is never named."""
+    if not fingerprint:
+        return ""
+    other = TradingAccount.objects.filter(key_fingerprint=fingerprint).exclude(pk=exclude_pk).first()
+    if other is None:
+        return ""
+    if other.owner_id == getattr(owner, "pk", owner):
+        return (
+            f"This broker account is already added here as “{other.name}” (the same OpenAlgo server and "
+            "API key): every mirrored order would reach it twice. Edit that account instead."
+        )
+    return (
+        "This broker account is already added to AlgoMirror (the same OpenAlgo server and API key), "
+        "by another user: every mirrored order would reach it twice, so it cannot be added again."
+    )
+
+
+def account_fingerprint_for(*, host_url: str, api_key: str = "", account: TradingAccount | None = None) -> str | None:
+    """The fingerprint `account` would have with this host and key; a blank key means its stored
+    one (decrypted here for the moment of the digest). None when the stored key is unreadable."""
+    if not api_key and account is not None:
+        try:
+            api_key = crypto.decrypt(account.api_key_encrypted)
+        except crypto.KeyUnreadable:
+            return None
+    return crypto.account_fingerprint(host_url, api_key)
+
+
+def accounts_on_same_server(account: TradingAccount) -> list[TradingAccount]:
+    """The owner's other accounts on the same OpenAlgo server with another key. OpenAlgo fronts
+    one broker account per server and ping names no broker user or client id, so these are
+    almost surely the same broker account: warned about, not refused (a key may have been
+    regenerated, the old account not deleted yet)."""
+    host = crypto.normalised_host(account.host_url)
+    return [
+        a
+        for a in TradingAccount.objects.filter(owner=account.owner).exclude(pk=account.pk)
+        if crypto.normalised_host(a.host_url) == host
+    ]
+
+
+def same_server_warning(account: TradingAccount) -> str:
+    others = accounts_on_same_server(account)
+    if not others:
+        return ""
+    names = ", ".join(f"“{a.name}”" for a in others)
+    return (
+        f"{account.name} uses the same OpenAlgo server as {names} with another key. One OpenAlgo server "
+        "fronts one broker account, so they are probably the same account and every order mirrored to "
+        "both would reach it twice: deactivate or delete one unless you are sure they differ."
+    )
+
+
+def paper_hosts() -> set[str]:
+    """The servers brokersim runs (its accounts file), normalised; empty when it is not running."""
+    import json
+
+    try:
+        entries = json.loads(settings.BROKERSIM_ACCOUNTS_FILE.read_text())
+        return {crypto.normalised_host(e["host"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _is_paper_server(host_url: str, broker: str) -> bool:
+    return broker.lower() in PAPER_BROKERS or crypto.normalised_host(host_url) in paper_hosts()
+
+
+def _save_unique(account: TradingAccount, owner, **save_kw) -> None:
+    """Save, turning a fingerprint that another request committed meanwhile into DuplicateAccount
+    (the unique index decides a race the check before it could not see)."""
+    try:
+        with transaction.atomic():
+            account.save(**save_kw)
+    except IntegrityError:
+        why = account_duplicate_of(owner=owner, fingerprint=account.key_fingerprint, exclude_pk=account.pk)
+        if why:
+            raise DuplicateAccount(why) from None
+        raise
+
+
 # ---------------------------------------------------------------- create / update / delete
 def account_create(
     *,
@@ -204,13 +292,20 @@ def account_create(
     broker: str = "",
     is_primary: bool = False,
     is_active: bool = True,
+    paper: bool | None = None,
     request=None,
 ) -> TradingAccount:
+    """Raises DuplicateAccount when the server and key are another account's (any user's).
+    `paper` None: decided from the broker name and brokersim's servers."""
+    fingerprint = crypto.account_fingerprint(host_url, api_key)
     with transaction.atomic():
+        why = account_duplicate_of(owner=owner, fingerprint=fingerprint)
+        if why:
+            raise DuplicateAccount(why)
         first = not TradingAccount.objects.filter(owner=owner).exists()
         if is_primary or first:
             TradingAccount.objects.filter(owner=owner, is_primary=True).update(is_primary=False)
-        account = TradingAccount.objects.create(
+        account = TradingAccount(
             owner=owner,
             name=name,
             host_url=host_url.rstrip("/"),
@@ -218,10 +313,13 @@ def account_create(
             broker=broker,
             api_key_encrypted=crypto.encrypt(api_key),
             api_key_last4=api_key[-4:],
+            key_fingerprint=fingerprint,
+            paper=_is_paper_server(host_url, broker) if paper is None else paper,
             is_primary=is_primary or first,
             holds_data_role=first,
             is_active=is_active,
         )
+        _save_unique(account, owner, force_insert=True)
         audit_record(
             action=AuditEvent.Action.ACCOUNT_ADDED,
             user=owner,
@@ -236,10 +334,20 @@ def account_create(
 
 
 def account_update(*, account: TradingAccount, request=None, api_key: str = "", **fields) -> TradingAccount:
-    """Update editable fields; a blank `api_key` keeps the stored one."""
+    """Update editable fields; a blank `api_key` keeps the stored one. Raises DuplicateAccount
+    when the new server or key are another account's."""
     with transaction.atomic():
         account = TradingAccount.objects.select_for_update().get(pk=account.pk)
         changed = [k for k, v in fields.items() if getattr(account, k) != v]
+        if api_key or "host_url" in changed:
+            host_url = fields.get("host_url", account.host_url)
+            fingerprint = account_fingerprint_for(host_url=host_url, api_key=api_key, account=account)
+            why = account_duplicate_of(owner=account.owner, fingerprint=fingerprint, exclude_pk=account.pk)
+            if why:
+                raise DuplicateAccount(why)
+            account.key_fingerprint = fingerprint
+            if "host_url" in changed:
+                account.paper = _is_paper_server(host_url, fields.get("broker", account.broker))
         if fields.get("is_primary") and not account.is_primary:
             TradingAccount.objects.filter(owner=account.owner, is_primary=True).update(is_primary=False)
         for k, v in fields.items():
@@ -252,7 +360,7 @@ def account_update(*, account: TradingAccount, request=None, api_key: str = "", 
                 account.status = Status.UNKNOWN
                 account.trading_state = TradingAccount.TradingState.ACTIVE
                 account.halt_reason = ""
-        account.save()
+        _save_unique(account, account.owner)
         audit_record(
             action=AuditEvent.Action.ACCOUNT_CHANGED,
             user=account.owner,
@@ -303,6 +411,8 @@ def paper_accounts_add(*, owner, request=None) -> list[TradingAccount]:
     for e in entries:
         if e["host"].rstrip("/") in known:
             continue
+        if account_duplicate_of(owner=owner, fingerprint=crypto.account_fingerprint(e["host"], e["api_key"])):
+            continue  # another user's already: a broker account is added once
         name = e["name"]
         n = 2
         while TradingAccount.objects.filter(owner=owner, name=name).exists():
@@ -315,6 +425,7 @@ def paper_accounts_add(*, owner, request=None) -> list[TradingAccount]:
                 ws_url=e["ws_url"],
                 api_key=e["api_key"],
                 broker=e["broker"],
+                paper=True,
                 request=request,
             )
         )

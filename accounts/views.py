@@ -41,6 +41,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = list(selectors.account_list_visible_to(user=request.user))
+    same_server = selectors.same_server_names(accounts)
+    for a in accounts:
+        a.same_server_as = ", ".join(same_server.get(a.pk, []))
     return render(
         request,
         "accounts/account_list.html",
@@ -55,26 +58,43 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def account_add(request: HttpRequest) -> HttpResponse:
     form = AccountForm(request.POST or None, owner=request.user)
+    ping_failed = False
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         ping = services.connection_test(host_url=d["host_url"], api_key=d["api_key"])
         if not ping.ok and not request.POST.get("save_anyway"):
             form.add_error(None, f"Connection test failed: {ping.message} Fix it, or tick “save anyway”.")
+            ping_failed = True
         else:
-            account = services.account_create(
-                owner=request.user,
-                name=d["name"],
-                host_url=d["host_url"],
-                ws_url=d["ws_url"],
-                api_key=d["api_key"],
-                broker=ping.broker or d["broker"],
-                is_primary=d["is_primary"],
-                is_active=d["is_active"],
-                request=request,
-            )
-            messages.success(request, f"Added {account.name}" + (f" ({ping.broker})." if ping.broker else "."))
-            return redirect("account_list")
-    return render(request, "accounts/account_form.html", {"form": form, "brokers": BROKERS, "editing": False})
+            try:
+                account = services.account_create(
+                    owner=request.user,
+                    name=d["name"],
+                    host_url=d["host_url"],
+                    ws_url=d["ws_url"],
+                    api_key=d["api_key"],
+                    broker=ping.broker or d["broker"],
+                    is_primary=d["is_primary"],
+                    is_active=d["is_active"],
+                    request=request,
+                )
+            except services.DuplicateAccount as e:
+                form.add_error(None, str(e))
+            else:
+                messages.success(request, f"Added {account.name}" + (f" ({ping.broker})." if ping.broker else "."))
+                _warn_same_server(request, account)
+                return redirect("account_list")
+    return render(
+        request,
+        "accounts/account_form.html",
+        {"form": form, "brokers": BROKERS, "editing": False, "ping_failed": ping_failed},
+    )
+
+
+def _warn_same_server(request: HttpRequest, account) -> None:
+    warning = services.same_server_warning(account)
+    if warning:
+        messages.warning(request, warning)
 
 
 @login_required
@@ -84,9 +104,14 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         fields = {k: d[k] for k in ("name", "broker", "host_url", "ws_url", "is_primary", "is_active")}
-        services.account_update(account=account, api_key=d.get("api_key", ""), request=request, **fields)
-        messages.success(request, f"Saved {d['name']}.")
-        return redirect("account_list")
+        try:
+            saved = services.account_update(account=account, api_key=d.get("api_key", ""), request=request, **fields)
+        except services.DuplicateAccount as e:
+            form.add_error(None, str(e))
+        else:
+            messages.success(request, f"Saved {d['name']}.")
+            _warn_same_server(request, saved)
+            return redirect("account_list")
     return render(
         request, "accounts/account_form.html", {"form": form, "brokers": BROKERS, "editing": True, "account": account}
     )

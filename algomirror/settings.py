@@ -274,6 +274,9 @@ if not PRODUCTION:
 
 # ---- AlgoMirror
 OPENALGO_TIMEOUT = env.float("OPENALGO_TIMEOUT", default=10.0)
+# The order form asks "place anyway?" before a limit or trigger price more than this many percent
+# from the last traded price (a typo such as ₹99,999 for ₹812).
+ORDER_PRICE_BAND_PCT = env.float("ORDER_PRICE_BAND_PCT", default=20.0)
 # "nse" follows the NSE calendar; "always_open" keeps the demo market live at any hour.
 MARKET_CALENDAR = env.str("MARKET_CALENDAR", default="nse" if PRODUCTION else "always_open")
 HEALTH_FAILURES_FOR_DOWN = env.int("HEALTH_FAILURES_FOR_DOWN", default=3)

@@ -10,6 +10,7 @@ from accounts.choices import TradingState
 from accounts.selectors import account_list_tradable
 
 from .models import Order
+from .services.validate import SymbolUnknown, instrument_check, last_price, price_band_warnings
 
 if TYPE_CHECKING:
     from accounts.models import TradingAccount
@@ -52,6 +53,13 @@ class ClientTokenForm(forms.Form):
     client_token = TokenField()
 
 
+class SymbolField(forms.RegexField):
+    """An OpenAlgo symbol, upper-cased first: "sbin" is SBIN, not a mistake."""
+
+    def to_python(self, value):
+        return super().to_python(value).strip().upper()
+
+
 class AccountChoices(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: TradingAccount) -> str:
         if obj.trading_state == TradingState.ACTIVE:
@@ -61,7 +69,7 @@ class AccountChoices(forms.ModelMultipleChoiceField):
 
 class OrderForm(PriceRules):
     accounts = AccountChoices(queryset=None, widget=forms.CheckboxSelectMultiple)  # the user's, in __init__
-    symbol = forms.RegexField(
+    symbol = SymbolField(
         regex=r"^[A-Z0-9&\-_.]{1,40}$",
         max_length=40,
         error_messages={"invalid": "Use the OpenAlgo symbol, e.g. SBIN or NIFTY01DEC2626000CE."},
@@ -85,17 +93,42 @@ class OrderForm(PriceRules):
     price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     client_token = TokenField()
+    # Shown (and needed) only after a price-band warning: the trader saw it and means the price.
+    place_anyway = forms.BooleanField(required=False, label="Place anyway: the price is what I mean")
 
     def clean(self):
         d = super().clean()
         sized = bool(d.get("quantity")) != bool(d.get("lots"))
         if not sized and "quantity" not in self.errors and "lots" not in self.errors:
             self.add_error("quantity", "Give either a quantity or a number of lots (not both).")
+        if not self.errors:
+            self._check_before_fan_out(d)
         return d
+
+    def _check_before_fan_out(self, d) -> None:
+        """Once, before any account is sent anything: the instrument exists on that exchange
+        (one broker's /symbol), and a limit or trigger price far from the last price is confirmed."""
+        accounts = list(d["accounts"])
+        try:
+            self.instrument = instrument_check(accounts=accounts, symbol=d["symbol"], exchange=d["exchange"])
+        except SymbolUnknown as e:
+            self.add_error("symbol", str(e))
+            return
+        if d["pricetype"] == "MARKET" or self.instrument is None:
+            return
+        ltp = last_price(accounts=accounts, symbol=d["symbol"], exchange=d["exchange"])
+        self.price_warnings = price_band_warnings(
+            pricetype=d["pricetype"], price=d.get("price"), trigger_price=d.get("trigger_price"), ltp=ltp
+        )
+        if self.price_warnings and not d.get("place_anyway"):
+            self.add_error("place_anyway", "Check the price, or tick “Place anyway” and place the order again.")
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["accounts"].queryset = account_list_tradable(user=user)
+        # Filled by clean(): the instrument as a broker knows it, and why the price needs a second look.
+        self.instrument = None
+        self.price_warnings: list[str] = []
 
     def batch_token(self) -> str:
         """The batch's client token: the page's one-time token plus a digest of what was asked.

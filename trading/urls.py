@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import orderform_views, views
 
 urlpatterns = [
     path("orders/new/", views.order_new, name="order_new"),
+    path("orders/symbol-check/", orderform_views.symbol_check, name="order_symbol_check"),
     path("orders/<int:pk>/", views.batch_detail, name="batch_detail"),
     path("orders/<int:pk>/cancel-all/", views.batch_cancel_all, name="batch_cancel_all"),
     path("orders/<int:pk>/modify-all/", views.batch_modify_all, name="batch_modify_all"),

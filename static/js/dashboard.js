@@ -54,7 +54,7 @@
     card.dataset.m2m = d.m2m || "";
     card.dataset.status = d.status;
     var badge = card.querySelector('[data-field="status"]');
-    if (badge) { badge.className = "badge badge-" + d.status; badge.textContent = d.status_label; }
+    if (badge) { badge.className = "badge badge-" + (d.status_badge || d.status); badge.textContent = d.status_label; }
     setField(card, "broker", d.broker || "broker unknown");
     setField(card, "cash", AM.inr(d.cash));
     setField(card, "used_margin", AM.inr(d.used_margin));
