@@ -25,7 +25,8 @@ def two(alice, paper_clean):
 
 
 def post(client, two, **over):
-    return client.post("/trading/orders/new/", ORDER | {"accounts": [a.pk for a in two]} | over)
+    """The order form posted as confirmed: the checks here come before the confirmation."""
+    return client.post("/trading/orders/new/", ORDER | {"accounts": [a.pk for a in two], "confirmed": "1"} | over)
 
 
 def sent(paper_clean) -> int:
@@ -144,6 +145,7 @@ def test_the_order_form_shows_the_check_and_the_price_question_in_a_browser(live
         assert in_thread(lambda: Order.objects.count()) == 0
         page.check("input[name=place_anyway]")
         page.click("form.card button[type=submit]")
+        page.click("dialog[data-confirm-dialog] [data-confirm-ok]")  # the confirmation comes last
         page.wait_for_url("**/trading/orders/*/")
         assert not errors
     assert in_thread(lambda: Order.objects.count()) == 1
