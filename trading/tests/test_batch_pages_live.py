@@ -98,6 +98,7 @@ def test_close_everything_names_the_leg_left_open_and_retry_closes_it(
     from playwright.sync_api import expect
 
     settings.EXIT_MAX_ATTEMPTS = 1
+    settings.ORDER_STATUS_CONFIRM_SECONDS = 0  # the broker's reject is confirmed by the next read
     sim = paper_clean[0]
     account = account_on(sim, owner=alice, name="paper-03")
     ce, pe = in_thread(lambda: open_three_legs(alice, account, sim))
