@@ -99,6 +99,8 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "accounts.context_processors.links",
             ],
+            # Money and time formats for every template without a {% load %} (core.money, core.timefmt).
+            "builtins": ["accounts.templatetags.money"],
         },
     },
 ]

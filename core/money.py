@@ -34,6 +34,28 @@ def inr(value, places: int = 2) -> str:
     return f"{sign}{whole}.{frac}" if places else f"{sign}{whole}"
 
 
+MINUS = "\u2212"  # a true minus sign: "−₹1,561.25" reads as one figure, "₹-1,561.25" does not
+
+
+def rupees(value, places: int = 2) -> str:
+    """-1561.25 → "−₹1,561.25", 1561.25 → "₹1,561.25", nothing → "—": a money figure with its
+    symbol, signed before the symbol. Sums that round to zero show unsigned ("₹0.00")."""
+    text = inr(value, places)
+    if text == "—":
+        return text
+    return f"{MINUS}₹{text[1:]}" if text.startswith("-") else f"₹{text}"
+
+
+def plain(value, places: int = 2) -> str:
+    """A money cell for a CSV: "-1561.25" — always `places` decimals, rounded half away from zero
+    as on screen, no grouping or symbol; "" when there is no number."""
+    d = _dec(value)
+    if d is None:
+        return ""
+    q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{q + 0:.{places}f}"  # + 0 turns -0.00 into 0.00
+
+
 def inr_short(value) -> str:
     """1,25,00,000 → "1.25 Cr"; 4,50,000 → "4.50 L"; smaller amounts in full."""
     d = _dec(value)

@@ -1,12 +1,16 @@
-"""CSV of each books tab: plain figures (Decimals rounded to the paisa, times in IST), every row
-the filters match (the page shows the newest 200 orders; the CSV holds all of them)."""
+"""CSV of each books tab: plain figures (money always with two decimals, rounded as on screen),
+instants as full IST datetimes ("2026-12-02 10:32:29", brokers' bare times given their date),
+statuses as the page words them and why an order failed; every row the filters match (the page
+shows the newest 200 orders; the CSV holds all of them)."""
 
 from __future__ import annotations
 
 import csv
 
 from django.http import HttpResponse
-from django.utils import timezone
+
+from core.money import plain
+from core.timefmt import ist_csv
 
 COLUMNS = {
     "positions": [
@@ -30,8 +34,11 @@ COLUMNS = {
         "action",
         "quantity",
         "pricetype",
+        "price",
+        "trigger_price",
         "product",
         "status",
+        "reason",
         "broker_orderid",
         "filled",
         "average_price",
@@ -39,7 +46,7 @@ COLUMNS = {
     ],
     "trades": [
         "account",
-        "time",
+        "time_ist",
         "symbol",
         "exchange",
         "product",
@@ -55,12 +62,10 @@ COLUMNS = {
 }
 
 
-def _ist(t) -> str:
-    return timezone.localtime(t).strftime("%Y-%m-%d %H:%M:%S") if t else ""
-
-
-def _blank(value):
-    return "" if value is None else value
+MONEY = {
+    "trades": {"price", "value"},
+    "holdings": {"average_price", "ltp", "pnl"},
+}
 
 
 def _positions(rows):
@@ -72,18 +77,18 @@ def _positions(rows):
             p.exchange,
             p.product,
             p.quantity,
-            round(p.average_price, 2),
-            _blank(r["ltp"]),
-            round(p.realized, 2),
-            round(res.unrealized, 2) if res else "",
-            round(res.total, 2) if res else "",
+            plain(p.average_price),
+            plain(r["ltp"]),
+            plain(p.realized),
+            plain(res.unrealized) if res else "",
+            plain(res.total) if res else "",
         ]
 
 
 def _orders(orders):
     for o in orders:
         yield [
-            _ist(o.created_at),
+            ist_csv(o.created_at),
             f"M-{o.batch_id}" if o.batch_id else "",
             o.account.name,
             o.symbol,
@@ -91,11 +96,14 @@ def _orders(orders):
             o.action,
             o.quantity,
             o.pricetype,
+            plain(o.price) if o.price else "",
+            plain(o.trigger_price) if o.trigger_price else "",
             o.product,
-            o.status,
+            o.status_label,
+            o.last_error,
             o.broker_orderid or "",
             o.filled_quantity,
-            o.average_price or "",
+            plain(o.average_price) if o.average_price else "",
             o.note,
         ]
 
@@ -104,12 +112,22 @@ def _funds(rows):
     for r in rows:
         yield [
             r["account"].name,
-            _blank(r["cash"]),
-            r["collateral"],
-            _blank(r["used"]),
-            _blank(r["m2m"]),
-            _ist(r["at"]),
+            plain(r["cash"]),
+            plain(r["collateral"]),
+            plain(r["used"]),
+            plain(r["m2m"]),
+            ist_csv(r["at"]),
         ]
+
+
+def _cell(tab: str, column: str, row: dict):
+    """A broker-copied row's cell (broker_book_rows): money to two decimals, the instant the
+    selector read from the broker's timestamp (its own text when it had none we could read)."""
+    if column == "time_ist":
+        return ist_csv(row.get("at")) or row.get("time", "")
+    if column in MONEY[tab]:
+        return plain(row.get(column))
+    return row.get(column, "")
 
 
 def books_csv(tab: str, data) -> HttpResponse:
@@ -122,7 +140,7 @@ def books_csv(tab: str, data) -> HttpResponse:
     elif tab == "funds":
         rows = _funds(data)
     else:
-        rows = ([r.get(c, "") for c in COLUMNS[tab]] for r in data)
+        rows = ([_cell(tab, c, r) for c in COLUMNS[tab]] for r in data)
     resp = HttpResponse(content_type="text/csv")
     resp["Content-Disposition"] = f'attachment; filename="algomirror-{tab}.csv"'
     w = csv.writer(resp)

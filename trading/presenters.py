@@ -14,9 +14,9 @@ import uuid
 from decimal import Decimal
 
 from django.urls import reverse
-from django.utils import timezone
 
-from core.money import inr
+from core.money import inr, rupees
+from core.timefmt import ist
 
 from .models import Order
 from .selectors import LIVE_STATUSES, group_id, leg_retryable
@@ -108,11 +108,11 @@ def position_subtotals(subtotals: list[dict]) -> list[dict]:
 def positions_summary(subtotals: list[dict], totals) -> dict:
     """The three cards and the "no fresh price" note above the positions."""
     return {
-        "realized": inr(totals.realized),
+        "realized": rupees(totals.realized),
         "realized_cls": sign_cls(totals.realized),
-        "unrealized": inr(totals.unrealized),
+        "unrealized": rupees(totals.unrealized),
         "unrealized_cls": sign_cls(totals.unrealized),
-        "total": inr(totals.total),
+        "total": rupees(totals.total),
         "total_cls": sign_cls(totals.total),
         "unpriced": sum(s["unpriced"] for s in subtotals),
     }
@@ -127,21 +127,16 @@ def order_rows(orders, urls: dict[str, tuple[str, str]] | None = None) -> list[d
 
     out = []
     for o in orders:
-        terms = o.pricetype
-        if o.price:
-            terms += f" @ {inr(o.price)}"
-        if o.trigger_price:
-            terms += f" trg {inr(o.trigger_price)}"
         out.append(
             {
                 "pk": o.pk,
-                "time": timezone.localtime(o.created_at).strftime("%d %b, %H:%M:%S"),
+                "time": ist(o.created_at),
                 "account": o.account.name,
                 "batch_id": o.batch_id,
                 "group": group_id(o.batch_id),
                 "text": f"{o.action} {o.quantity} {o.symbol}",
                 "exit": o.reduce_only,
-                "terms": f"{terms} · {o.product}",
+                "terms": order_terms(o),
                 "status": o.status,
                 "status_label": o.status_label,
                 "broker_orderid": o.broker_orderid or "—",
@@ -189,9 +184,9 @@ def order_terms(o) -> str:
     """ "LIMIT @ ₹212.35 · MIS", "SL @ ₹210.00 trg ₹211.00 · NRML", "MARKET · MIS"."""
     terms = o.pricetype
     if o.price:
-        terms += f" @ ₹{inr(o.price)}"
+        terms += f" @ {rupees(o.price)}"
     if o.trigger_price:
-        terms += f" trg ₹{inr(o.trigger_price)}"
+        terms += f" trg {rupees(o.trigger_price)}"
     return f"{terms} · {o.product}"
 
 
@@ -243,9 +238,11 @@ def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple
                 text = "flat ✓"
             elif len(legs) == 1:
                 leg = legs[0]
-                text = f"filled {leg['filled']} @ ₹{inr(leg['average'])} ✓"
+                text = f"filled {leg['filled']} @ {rupees(leg['average'])} ✓"
             else:
-                text = "; ".join(f"{lg['symbol']} filled {lg['filled']} @ ₹{inr(lg['average'])}" for lg in legs) + " ✓"
+                text = (
+                    "; ".join(f"{lg['symbol']} filled {lg['filled']} @ {rupees(lg['average'])}" for lg in legs) + " ✓"
+                )
         else:
             ok = not any(leg_retryable(leg) for leg in undone)
             text = "; ".join(_leg_left(leg) for leg in undone)
@@ -300,13 +297,13 @@ def confirm_rows(items: list[dict], ltps: dict) -> dict:
         pt = it.get("pricetype") or "MARKET"
         price = it.get("price") or Decimal(0)
         if pt in ("LIMIT", "SL") and price:
-            price_text, basis = f"{pt} ₹{inr(price)}", price
+            price_text, basis = f"{pt} {rupees(price)}", price
         elif ltp is not None:
-            price_text, basis = f"{pt} ≈ ₹{inr(ltp)} (LTP)", ltp
+            price_text, basis = f"{pt} ≈ {rupees(ltp)} (LTP)", ltp
         else:
             price_text, basis = f"{pt}, no live price", None
         if it.get("trigger_price"):
-            price_text += f" trg ₹{inr(it['trigger_price'])}"
+            price_text += f" trg {rupees(it['trigger_price'])}"
         value = basis * it["quantity"] if basis is not None else None
         if value is None:
             unpriced += 1
@@ -321,11 +318,11 @@ def confirm_rows(items: list[dict], ltps: dict) -> dict:
                 "symbol": it["symbol"],
                 "exchange": it["exchange"],
                 "price": price_text,
-                "value": f"₹{inr(value)}" if value is not None else "—",
+                "value": rupees(value),
                 "note": it.get("note", ""),
             }
         )
-    return {"rows": rows, "total": f"₹{inr(total)}", "unpriced": unpriced}
+    return {"rows": rows, "total": rupees(total), "unpriced": unpriced}
 
 
 def row_url_pair(name: str, first) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from accounts.selectors import account_list_visible_to
+from core.timefmt import broker_time
 from marketdata import store
 
 from . import pnl
@@ -310,7 +311,10 @@ def broker_book_rows(*, user, kind: str, account_id: int | None = None, symbol: 
         for r in b.rows:
             if symbol and symbol.upper() not in r.get("symbol", ""):
                 continue
-            rows.append({**r, "account": b.account.name, "account_id": b.account_id})
+            # `at`: the broker's timestamp as an instant, whatever its shape (a bare "10:15:00"
+            # is the trading day the copy was read in); None when it has none we can read.
+            at = broker_time(r.get("time"), b.fetched_at) if kind == "trades" else None
+            rows.append({**r, "account": b.account.name, "account_id": b.account_id, "at": at})
     if kind == "trades":
         # Ours = the broker's order id is one we recorded (a tag in `strategy` is not carried by
         # every broker's tradebook). One query for all accounts.
@@ -327,7 +331,7 @@ def broker_book_rows(*, user, kind: str, account_id: int | None = None, symbol: 
         "symbol": lambda r: r.get("symbol", ""),
         "qty": lambda r: r.get("quantity", 0),
         "value": lambda r: Decimal(r.get("value") or r.get("pnl") or 0),
-        "time": lambda r: r.get("time", ""),
+        "time": lambda r: r["at"],
     }
     return _sorted(rows, sort, allowed, "account"), books
 

@@ -1,17 +1,10 @@
 // Shared page behaviour: theme toggle, message auto-dismiss, IST clock and times
-// (numbers: format.js; live connections: live.js).
+// (numbers and time formats: format.js; live connections: live.js).
 (function () {
   "use strict";
   var IST = "Asia/Kolkata";
 
   var AM = (window.AM = window.AM || {});
-  AM.istTime = function (iso) {
-    if (!iso) return "not yet";
-    var d = new Date(iso);
-    if (isNaN(d)) return iso;
-    return d.toLocaleString("en-IN", { timeZone: IST, hour12: false, day: "2-digit", month: "short",
-      hour: "2-digit", minute: "2-digit", second: "2-digit" }) + " IST";
-  };
   AM.formatTimes = function (root) {
     (root || document).querySelectorAll("time[datetime]").forEach(function (t) {
       var iso = t.getAttribute("datetime");
@@ -73,8 +66,8 @@
 
   var clock = document.querySelector("[data-clock]");
   function tick() {
-    if (clock) clock.textContent = new Date().toLocaleString("en-IN", { timeZone: IST, hour12: false,
-      weekday: "short", day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" }) + " IST";
+    var now = new Date();
+    if (clock) clock.textContent = now.toLocaleString("en-IN", { timeZone: IST, weekday: "short" }) + " " + AM.ist(now);
   }
   tick();
   setInterval(tick, 1000);

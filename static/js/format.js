@@ -1,5 +1,7 @@
-// Numbers as the server prints them (core.money.inr): Indian grouping (12,34,567.89), rounded half
-// away from zero, "-" only when the rounded figure is below zero, "—" when there is no number.
+// Numbers and times as the server prints them (core.money, core.timefmt): Indian grouping
+// (12,34,567.89), rounded half away from zero, "-" only when the rounded figure is below zero, "—"
+// when there is no number; money with its symbol as "−₹1,561.25"; instants as
+// "02 Dec 2026, 10:32:29 IST". core/tests/test_format_js.py runs one table through both.
 (function () {
   "use strict";
   var AM = (window.AM = window.AM || {});
@@ -29,10 +31,32 @@
     return (n < 0 && units !== 0 ? "-" : "") + text;
   };
 
+  // A true minus (U+2212) before the symbol: "₹-1,561.25" reads as a typo.
   AM.inr = function (v) {
     var s = AM.num(v);
-    return s === "—" ? s : "₹" + s;
+    if (s === "—") return s;
+    return s.charAt(0) === "-" ? "\u2212₹" + s.slice(1) : "₹" + s;
   };
+
+  // IST is UTC+05:30 all year (no daylight saving), so the wall clock is plain arithmetic: no
+  // dependence on the browser's locale data ("Sept" or "Sep", "a.m." or "AM").
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  var IST_MS = 330 * 60 * 1000;
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  // An ISO time (or a Date, or epoch ms) as "02 Dec 2026, 10:32:29 IST"; `empty` (default "—")
+  // when there is none, and text that is no time as it came.
+  AM.ist = function (t, empty) {
+    if (empty === undefined) empty = "—";
+    if (t === null || t === undefined || t === "") return empty;
+    var d = t instanceof Date ? t : new Date(t);
+    if (isNaN(d.getTime())) return String(t);
+    var x = new Date(Math.floor(d.getTime() / 1000) * 1000 + IST_MS);
+    return two(x.getUTCDate()) + " " + MONTHS[x.getUTCMonth()] + " " + x.getUTCFullYear() + ", " +
+      two(x.getUTCHours()) + ":" + two(x.getUTCMinutes()) + ":" + two(x.getUTCSeconds()) + " IST";
+  };
+  // Times a live update brings that may not have happened yet ("checked: not yet").
+  AM.istTime = function (iso) { return AM.ist(iso, "not yet"); };
 
   // The sign colour the server gives a money figure (presenters.sign_cls), judged on the figure as
   // shown: a sum that is -0.000000001 in floating point is 0.00, not red.

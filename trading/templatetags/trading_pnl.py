@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import template
 
-from core.money import inr
+from core.money import rupees
 
 from .. import selectors
 from ..presenters import sign_cls
@@ -23,11 +23,11 @@ def books_pnl(context) -> dict:
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"accounts": {}, "total": "0.00", "total_cls": "", "unpriced": 0}
+        return {"accounts": {}, "total": rupees(0), "total_cls": "", "unpriced": 0}
     _rows, subtotals, totals = selectors.positions_page(user=user)
     accounts = {
         s["account"].pk: {
-            "total": inr(s["pnl"].total),
+            "total": rupees(s["pnl"].total),
             "cls": sign_cls(s["pnl"].total),
             "unpriced": s["unpriced"],
             "open": s["open"],
@@ -36,7 +36,7 @@ def books_pnl(context) -> dict:
     }
     return {
         "accounts": accounts,
-        "total": inr(totals.total),
+        "total": rupees(totals.total),
         "total_cls": sign_cls(totals.total),
         "unpriced": sum(s["unpriced"] for s in subtotals),
     }

@@ -109,7 +109,7 @@ def wait_until(page, check, what: str, timeout: float = 10.0):
 
 
 def figure(text: str) -> Decimal:
-    return Decimal(text.replace("₹", "").replace(",", ""))
+    return Decimal(text.replace("\u2212", "-").replace("₹", "").replace(",", ""))
 
 
 def in_thread(fn):
@@ -232,7 +232,12 @@ def test_prices_and_fills_keep_rows_subtotals_totals_and_note_in_step(live_serve
         unrealized = {(r["account"], r["key"]): r["unrealized"] for r in shown["rows"]}
         assert unrealized == {(a, "NSE:SBIN"): "-2.00", (a, "NSE:INFY"): "-2.50", (b, "NSE:SBIN"): "-7.50"}
         assert [s["total"] for s in shown["subtotals"]] == ["5.50", "-10.75"]
-        assert shown["sums"] == {"realized": "₹6.75", "unrealized": "₹-12.00", "total": "₹-5.25", "unpriced": "0"}
+        assert shown["sums"] == {
+            "realized": "₹6.75",
+            "unrealized": "\u2212₹12.00",
+            "total": "\u2212₹5.25",
+            "unpriced": "0",
+        }
         assert "neg" in page.locator('tr[data-subtotal] [data-f="total"]').nth(1).get_attribute("class")
         page.screenshot(path=str(ARTIFACTS / "books-live-2-priced.png"), full_page=True)
 
