@@ -53,6 +53,18 @@ class AuditAction(models.TextChoices):
     CLOSE_REFUSED = "close_refused", "Close-out refused"
     EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
     ORDER_MODE = "order_mode", "Order mode changed"
+    # Orders: one row per account of a batch when it is written, one per order outcome (never per
+    # poll or fill), and one per cancel, modify or close the trader asks for. Each names its
+    # mirrored order (AuditEvent.group, "M-<batch>").
+    ORDER_PLACED = "order_placed", "Order placed"
+    ORDER_SKIPPED = "order_skipped", "Account skipped"
+    ORDER_ACCEPTED = "order_accepted", "Order accepted"
+    ORDER_REJECTED = "order_rejected", "Order rejected"
+    ORDER_UNKNOWN = "order_unknown", "Order outcome unknown"
+    ORDER_CANCEL = "order_cancel", "Order cancel"
+    ORDER_MODIFY = "order_modify", "Order modify"
+    POSITION_CLOSE = "position_close", "Position close"
+    CANCEL_ALL = "cancel_all", "Cancel all orders"
 
 
 class AlertLevel(models.TextChoices):

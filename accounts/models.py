@@ -115,6 +115,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The mirrored order an order action belongs to ("M-12"), so the audit page finds all of it.
+    group = models.CharField(max_length=20, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

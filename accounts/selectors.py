@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .crypto import normalised_host
 from .models import AuditEvent, TradingAccount
@@ -137,6 +138,24 @@ def dashboard_totals(accounts) -> dict:
     }
 
 
-def audit_list(*, user) -> QuerySet[AuditEvent]:
+def audit_list(*, user, action: str = "", account_id: int | None = None, group: str = "") -> QuerySet[AuditEvent]:
+    """The audit rows `user` may read, newest first: everyone's for an admin; otherwise their own
+    actions and whatever happened on their accounts (a worker's order outcome, a halt). Filtered
+    by action kind, account, and mirrored order ("M-12", "m12" or "12")."""
     qs = AuditEvent.objects.select_related("user")
-    return qs if user.is_superuser else qs.filter(user=user)
+    if not user.is_superuser:
+        qs = qs.filter(Q(user=user) | Q(account__owner=user))
+    if action in AuditEvent.Action.values:
+        qs = qs.filter(action=action)
+    if account_id:
+        qs = qs.filter(account_id=account_id)
+    if group:
+        qs = qs.filter(group=audit_group(group))
+    return qs
+
+
+def audit_group(text: str) -> str:
+    """A mirrored order's id as typed ("m12", "M-12", "12") in the form audit rows store it."""
+    text = text.strip().upper()
+    m = re.fullmatch(r"(?:M-?)?(\d+)", text)
+    return f"M-{m[1]}" if m else text

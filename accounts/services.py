@@ -34,6 +34,7 @@ def audit_record(
     message: str = "",
     details: dict | None = None,
     request=None,
+    group: str = "",
 ) -> AuditEvent:
     ip = ua = None
     if request is not None:
@@ -48,6 +49,7 @@ def audit_record(
         details=details or {},
         ip_address=ip,
         user_agent=ua or "",
+        group=group,
     )
 
 

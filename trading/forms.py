@@ -92,6 +92,12 @@ class OrderForm(PriceRules):
     product = forms.ChoiceField(choices=Order.Product.choices, initial="MIS")
     price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
     trigger_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=2)
+    skip_entries = forms.BooleanField(
+        required=False,
+        label="Skip halted/reducing accounts for entries",
+        help_text="Without it, an order that would open or increase a position on a halted or reducing "
+        "account is refused as a whole. Exits (orders that reduce what the account holds) go either way.",
+    )
     client_token = TokenField()
     # Shown (and needed) only after a price-band warning: the trader saw it and means the price.
     place_anyway = forms.BooleanField(required=False, label="Place anyway: the price is what I mean")
@@ -138,7 +144,8 @@ class OrderForm(PriceRules):
         if not d.get("client_token"):
             return ""
         terms = [sorted(a.pk for a in d["accounts"])] + [
-            str(d.get(k) or "") for k in ("symbol", "exchange", "action", "quantity", "lots", "pricetype", "product")
+            str(d.get(k) or "")
+            for k in ("symbol", "exchange", "action", "quantity", "lots", "pricetype", "product", "skip_entries")
         ]
         terms += [str(d.get(k) or 0) for k in ("price", "trigger_price")]
         digest = hashlib.sha256(repr(terms).encode()).hexdigest()[:16]

@@ -31,6 +31,9 @@ class OrderBatch(models.Model):
     # The submitting form's one-time token (or another caller's idempotency key): a second
     # submission with the same token joins this batch instead of making a second one.
     client_token = models.CharField(max_length=64, blank=True)
+    # Accounts left out because the order would have been an entry on a halted or reducing one
+    # ("skip halted/reducing accounts for entries"): [{"account_id", "account", "why"}].
+    skipped = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -234,7 +234,7 @@ def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple
             ok = None
         elif not undone:
             ok = True
-            if all(leg["exit"] for leg in legs):
+            if all(leg["close"] for leg in legs):
                 text = "flat ✓"
             elif len(legs) == 1:
                 leg = legs[0]
@@ -247,7 +247,7 @@ def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple
             ok = not any(leg_retryable(leg) for leg in undone)
             text = "; ".join(_leg_left(leg) for leg in undone)
             done = len(legs) - len(undone)
-            if done and all(leg["exit"] for leg in legs):
+            if done and all(leg["close"] for leg in legs):
                 text += f" ({done} other leg{'s' if done != 1 else ''} flat)"
             text += " ✓" if ok else " ✗"
             if not ok and a["account_id"] not in retries:
@@ -279,7 +279,7 @@ def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple
         headline, cls = f"Not placed: every account ({n}) was refused or rejected ✗", "neg"
     elif failed:
         headline, cls = f"{failed} of {n} account{plural} need{'s' if failed == 1 else ''} you ✗", "neg"
-    elif outcome and all(leg["exit"] for a in outcome for leg in a["legs"]):
+    elif outcome and all(leg["close"] for a in outcome for leg in a["legs"]):
         headline, cls = f"Done: {n} account{plural} flat ✓", "pos"
     else:
         headline, cls = f"Done on all {n} account{plural} ✓", "pos"

@@ -75,6 +75,9 @@ def batch_outcome(*, batch_id: int) -> list[dict]:
     asked, filled (with the average), left undone and why, and whether anything still moves.
     Read from our orders, which follow the broker's statuses; presenters.batch_summary words it."""
     orders = list(Order.objects.filter(batch_id=batch_id).select_related("account").order_by("account__name", "pk"))
+    # Only a close (an exit batch: a position's or an account's) ends flat; a partial exit placed
+    # from the order form on a reducing account is an exit that leaves the rest open.
+    closes = OrderBatch.objects.filter(pk=batch_id, kind=OrderBatch.Kind.EXIT).exists()
     children: dict[int, list[Order]] = {}
     for o in orders:
         if o.parent_id:
@@ -105,6 +108,7 @@ def batch_outcome(*, batch_id: int) -> list[dict]:
             "working": sum(1 for c in sent if c.status in WORKING),
             "unknown": any(c.status == Order.Status.UNKNOWN for c in sent),
             "exit": o.reduce_only,
+            "close": o.reduce_only and closes,
         }
         entry = accounts.setdefault(
             o.account_id, {"account_id": o.account_id, "account": o.account.name, "legs": [], "working": 0}

@@ -93,11 +93,12 @@ def order_new(request: HttpRequest) -> HttpResponse:
             d.get("trigger_price") or Decimal(0),
             lots=d.get("lots") or 0,
         )
+        skip = d.get("skip_entries", False)
         if not _confirmed(request):
             try:
                 # Refused now, before the confirmation, for what the order itself would be refused
                 # for; lots become each account's own quantity (its broker's lot size), as sent.
-                sizes = services.orders_check(accounts=list(d["accounts"]), legs=[leg])
+                plan = services.orders_check(accounts=list(d["accounts"]), legs=[leg], skip_entries=skip)
             except services.OrderRefused as e:
                 form.add_error(None, str(e))
                 return render(request, "trading/order_new.html", {"form": form})
@@ -105,14 +106,15 @@ def order_new(request: HttpRequest) -> HttpResponse:
                 {
                     "account": a.name,
                     "action": leg.action,
-                    "quantity": sizes[(a.pk, 0)],
+                    "quantity": plan.quantities[(a.pk, 0)],
                     "symbol": leg.symbol,
                     "exchange": leg.exchange,
                     "pricetype": leg.pricetype,
                     "price": leg.price,
                     "trigger_price": leg.trigger_price,
+                    "note": "exit: reduce-only, never more than the broker holds" if (a.pk, 0) in plan.exits else "",
                 }
-                for a in d["accounts"]
+                for a in plan.accounts
             ]
             ltps = selectors.fresh_ltps([f"{leg.exchange}:{leg.symbol}"])
             confirm = {
@@ -122,12 +124,17 @@ def order_new(request: HttpRequest) -> HttpResponse:
                 "label": "Place order",
                 "action": request.get_full_path(),
                 "hidden": [(k, v) for k, vs in request.POST.lists() if k != "csrfmiddlewaretoken" for v in vs],
+                "skipped": [s.as_json() for s in plan.skipped],
                 **presenters.confirm_rows(items, ltps),
             }
             return render(request, "trading/order_new.html", {"form": form, "confirm": confirm})
         try:
             batch = services.orders_create(
-                user=request.user, accounts=list(d["accounts"]), legs=[leg], client_token=form.batch_token()
+                user=request.user,
+                accounts=list(d["accounts"]),
+                legs=[leg],
+                client_token=form.batch_token(),
+                skip_entries=skip,
             )
         except services.OrderRefused as e:
             form.add_error(None, str(e))
@@ -137,10 +144,12 @@ def order_new(request: HttpRequest) -> HttpResponse:
                 messages.info(request, f"{name} was already placed (the form was sent twice): nothing new was sent.")
             else:
                 # Sent, not done: the page's summary says what each broker made of it.
-                n = len(d["accounts"])
+                n = batch.orders.values("account").distinct().count()
                 messages.info(
                     request, f"{name} sent to {n} account{'s' if n != 1 else ''}: each broker's answer follows."
                 )
+            for s in batch.skipped:
+                messages.warning(request, f"{name} skipped {s['account']}: {s['why']}.")
             return redirect("batch_detail", pk=batch.pk)
     return render(request, "trading/order_new.html", {"form": form})
 
@@ -267,7 +276,7 @@ def batch_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
             back=back,
             danger=True,
         )
-    _outcome_messages(request, name, "cancel", services.batch_cancel_all(batch_id=batch.pk))
+    _outcome_messages(request, name, "cancel", services.batch_cancel_all(batch_id=batch.pk, user=request.user))
     return redirect(back)
 
 
@@ -306,6 +315,7 @@ def batch_modify_all(request: HttpRequest, pk: int) -> HttpResponse:
             price=d.get("price") or Decimal(0),
             trigger_price=d.get("trigger_price") or Decimal(0),
             quantity=d.get("quantity"),
+            user=request.user,
         )
         _outcome_messages(request, name, "modify", outcomes)
         return redirect("batch_detail", pk=batch.pk)
@@ -438,7 +448,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             danger=True,
         )
     try:
-        order = services.order_cancel(order_id=order.pk)
+        order = services.order_cancel(order_id=order.pk, user=request.user)
     except services.OrderRefused as e:
         messages.error(request, str(e))
     else:
@@ -467,6 +477,7 @@ def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
                 quantity=d["quantity"],
                 price=d.get("price") or Decimal(0),
                 trigger_price=d.get("trigger_price") or Decimal(0),
+                user=request.user,
             )
         except services.OrderRefused as e:
             form.add_error(None, str(e))
@@ -553,7 +564,7 @@ def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
             back=_next_url(request, reverse("books")),
             danger=True,
         )
-    services.orders_cancel_all_request(account_id=account.pk)
+    services.account_cancel_all_request(user=request.user, account_id=account.pk, request=request)
     messages.info(
         request, f"Cancel-all sent to {account.name}'s broker: the orders tab shows each order's status as it answers."
     )

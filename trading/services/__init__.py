@@ -12,6 +12,7 @@
 
 from ..freeze import split_quantity
 from .actions import (
+    account_cancel_all_request,
     account_close_all,
     account_close_request,
     account_close_run,
@@ -52,6 +53,7 @@ __all__ = [
     "Leg",
     "OrderRefused",
     "account_books_refresh",
+    "account_cancel_all_request",
     "account_close_all",
     "account_close_request",
     "account_close_run",

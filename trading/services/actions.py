@@ -18,9 +18,10 @@ from openalgo_client.rest import Outcome
 from .. import brokerbooks, throttle
 from ..locks import close_all_lock
 from ..models import Order, OrderBatch, Position
+from ..selectors import group_id
 from . import bookwatch, enqueue
 from .books import positions_held
-from .common import LIVE, Leg, OrderRefused, Status
+from .common import LIVE, Leg, OrderRefused, Status, audit_order
 from .create import batch_for_token, orders_create
 from .fills import order_refresh
 
@@ -51,9 +52,10 @@ def _note_semi_auto(account, res) -> None:
         account_mark_semi_auto(account=account, evidence=res.message)
 
 
-def order_cancel(*, order_id: int) -> Order:
+def order_cancel(*, order_id: int, user=None) -> Order:
     """Cancel one open order. Cancelling twice is harmless at the broker, so an unknown outcome
-    is settled by reading the order's status, never by guessing."""
+    is settled by reading the order's status, never by guessing. Audited with `user` and what
+    the broker's status says after it."""
     order = _live_order(order_id)
     _take_token(order.account, ACTION_WAIT)
     res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
@@ -62,10 +64,15 @@ def order_cancel(*, order_id: int) -> Order:
         Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
     # Filled before the cancel arrived, cancelled, or still open: the broker's status says which
     # (a "cancelled" after a cancel it accepted needs no confirming read).
-    return order_refresh(order_id=order.pk, expecting=Kind.CANCELLED if res.ok else None)
+    after = order_refresh(order_id=order.pk, expecting=Kind.CANCELLED if res.ok else None)
+    said = "" if res.ok else f" (broker: {res.message or res.reason})"
+    audit_order(AuditAction.ORDER_CANCEL, after, f"cancel: now {after.get_status_display().lower()}{said}", user=user)
+    return after
 
 
-def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal, trigger_price: Decimal) -> Order:
+def order_modify(
+    *, order_id: int, pricetype: str, quantity: int, price: Decimal, trigger_price: Decimal, user=None
+) -> Order:
     order = _live_order(order_id)
     account = order.account
     if account.trading_state != TradingState.ACTIVE and not order.reduce_only:
@@ -102,6 +109,14 @@ def order_modify(*, order_id: int, pricetype: str, quantity: int, price: Decimal
         # Modifying is idempotent (same values twice = same order), but we still do not guess:
         # the order keeps its old terms here until its status is read.
         Order.objects.filter(pk=order.pk).update(last_error=f"modify outcome unknown: {res.message}"[:300])
+    asked = f"{quantity} {pricetype}" + (f" @ {price}" if price else "")
+    asked += f" trg {trigger_price}" if trigger_price else ""
+    audit_order(
+        AuditAction.ORDER_MODIFY,
+        order,
+        f"modify to {asked}: {res.outcome.value.lower()}" + ("" if res.ok else f" ({res.message})"),
+        user=user,
+    )
     return order_refresh(order_id=order.pk)
 
 
@@ -123,7 +138,24 @@ def orders_cancel_all(*, account_id: int) -> dict:
     still = live.count() if res.ok and not cancelled else 0
     if still:
         message = f"the broker cancelled none of our {still} open order(s) (its orderbook may be unreadable)"
-    return {"ok": res.ok and not still, "message": message, "cancelled": cancelled}
+    ok = res.ok and not still
+    audit_record(
+        action=AuditAction.CANCEL_ALL,
+        account=account,
+        message=f"cancel all: {'done' if ok else 'not done'}, {cancelled} cancelled" + (f": {message}" * bool(message)),
+        details={"by": "system", "ok": ok, "cancelled": cancelled},
+    )
+    return {"ok": ok, "message": message, "cancelled": cancelled}
+
+
+def account_cancel_all_request(*, user, account_id: int, request=None) -> None:
+    """Audit the trader's "cancel all" on one account and run it on a worker (its outcome is
+    audited there, by `orders_cancel_all`)."""
+    account = account_get_by_id(pk=account_id)
+    audit_record(
+        action=AuditAction.CANCEL_ALL, user=user, account=account, request=request, message="cancel all requested"
+    )
+    enqueue.orders_cancel_all_request(account_id=account.pk)
 
 
 def _exit_leg(exchange: str, symbol: str, product: str, quantity: int) -> Leg:
@@ -140,7 +172,7 @@ def position_close(*, user, position_id: int, client_token: str = "") -> OrderBa
     if pos.quantity == 0:
         raise OrderRefused(f"{pos.symbol} is already flat")
     leg = _exit_leg(pos.exchange, pos.symbol, pos.product, pos.quantity)
-    return orders_create(
+    batch = orders_create(
         user=user,
         accounts=[pos.account],
         legs=[leg],
@@ -148,6 +180,18 @@ def position_close(*, user, position_id: int, client_token: str = "") -> OrderBa
         note="close",
         client_token=client_token,
     )
+    if not batch.repeat:
+        group = group_id(batch.pk)
+        audit_record(
+            action=AuditAction.POSITION_CLOSE,
+            user=user,
+            account=pos.account,
+            group=group,
+            message=f"{group}: close {pos.exchange}:{pos.symbol} {pos.product} ({pos.quantity} held): "
+            f"{leg.action} {leg.quantity} at market, reduce-only",
+            details={"batch": batch.pk, "position": pos.pk, "quantity": pos.quantity},
+        )
+    return batch
 
 
 # A close-out's batch carries a token naming its account and the close-out before it: two runs

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
-from accounts.choices import TradingState
-from accounts.services import account_client, account_exit_refused_semi_auto
+from accounts.choices import AuditAction, TradingState
+from accounts.selectors import account_get_by_id
+from accounts.services import account_client, account_exit_refused_semi_auto, audit_record
 from openalgo_client.rest import to_decimal
 
 from ..freeze import split_quantity
-from ..models import Order, OrderBatch
+from ..models import Order, OrderBatch, Position
+from ..selectors import group_id
 from . import enqueue
-from .common import Leg, OrderRefused, Status
+from .common import Leg, OrderRefused, Plan, Skipped, Status, leg_text
 
 if TYPE_CHECKING:
     from accounts.models import TradingAccount
@@ -78,40 +80,93 @@ def _sizes(accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple[int, i
     return sizes
 
 
-def _validate(accounts: list[TradingAccount], legs: list[Leg]) -> None:
-    """What refuses a request before anything is read from a broker or written."""
+def _validate(accounts: list[TradingAccount], legs: list[Leg], *, skip_entries: bool = False) -> Plan:
+    """What refuses a request before anything is read from a broker or written, and where each
+    leg goes as an exit.
+
+    On an account that is not active (reducing only, or halted) only exits go: a leg whose side
+    reduces the position we hold there (same instrument and product) is written reduce-only, so
+    the send-time gate trims it to what the broker holds and it never flips; a partial exit
+    included. A leg that would open or increase a position there refuses the whole request with a
+    sentence naming the account or, with `skip_entries`, leaves that account out (all its legs: a
+    mirrored order is not sent in part) and lists it with why."""
     if not accounts or not legs:
         raise OrderRefused("choose at least one account and one leg")
-    exits = [leg for leg in legs if leg.reduce_only]
+    for leg in legs:
+        sized = (leg.quantity > 0) != (leg.lots > 0) and min(leg.quantity, leg.lots) >= 0
+        if leg.action not in ("BUY", "SELL") or not sized:
+            raise OrderRefused(f"invalid leg {leg}: give a positive quantity or a positive number of lots")
+    held = _held([a for a in accounts if a.trading_state != TradingState.ACTIVE], legs)
+    kept, exits, skipped = [], set(), []
     for a in accounts:
         if not a.is_active:
             raise OrderRefused(f"{a.name} is inactive")
-        if a.trading_state != TradingState.ACTIVE and len(exits) < len(legs):
-            why = f" ({a.halt_reason})" if a.halt_reason else ""
-            raise OrderRefused(f"{a.name} is {a.get_trading_state_display().lower()}: only exits are allowed{why}")
-        if a.is_semi_auto and exits:
+        mine = {i for i, leg in enumerate(legs) if leg.reduce_only}
+        if a.trading_state != TradingState.ACTIVE:
+            mine |= {i for i, leg in enumerate(legs) if _reduces(leg, held.get((a.pk, *_key(leg)), 0))}
+            entries = [leg for i, leg in enumerate(legs) if i not in mine]
+            if entries:
+                state = a.get_trading_state_display().lower()
+                why = f" ({a.halt_reason})" if a.halt_reason else ""
+                what = ", ".join(leg_text(e.action, e.quantity, e.symbol, lots=e.lots) for e in entries)
+                if skip_entries:
+                    text = f"{state}{why}: {what} would open or increase a position, and only exits go there"
+                    skipped.append(Skipped(a.pk, a.name, text))
+                    continue
+                raise OrderRefused(
+                    f"{a.name} is {state}: only exits are allowed{why}, and {what} would open or increase a "
+                    "position there. Untick it, or skip halted/reducing accounts for entries."
+                )
+        exits_here = [legs[i] for i in sorted(mine)]
+        if a.is_semi_auto and exits_here:
             # OpenAlgo would queue the exit for a human and refuses cancel and close: nothing here
             # could see it through, so it is refused now, loudly, rather than left waiting.
-            what = ", ".join(f"{leg.action} {leg.quantity or f'{leg.lots} lots'} {leg.symbol}" for leg in exits)
+            what = ", ".join(f"{leg.action} {leg.quantity or f'{leg.lots} lots'} {leg.symbol}" for leg in exits_here)
             account_exit_refused_semi_auto(account=a, what=what)
             raise OrderRefused(
                 f"{a.name} is in semi-auto mode at OpenAlgo (orders wait for approval in its Action Center): "
                 f"an exit cannot be guaranteed from here, so it was not sent ({what}). Close it in OpenAlgo's "
                 "Action Center or switch the key to auto mode."
             )
-    for leg in legs:
-        sized = (leg.quantity > 0) != (leg.lots > 0) and min(leg.quantity, leg.lots) >= 0
-        if leg.action not in ("BUY", "SELL") or not sized:
-            raise OrderRefused(f"invalid leg {leg}: give a positive quantity or a positive number of lots")
+        kept.append(a)
+        exits |= {(a.pk, i) for i in mine}
+    if not kept:
+        each = "; ".join(f"{s.account}: {s.why}" for s in skipped)
+        raise OrderRefused(f"nothing to send: every account was skipped ({each})")
+    return Plan(kept, frozenset(exits), tuple(skipped))
 
 
-def orders_check(*, accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple[int, int], int]:
-    """Everything `orders_create` would refuse, checked without writing: each account's quantity
-    for each leg (keyed (account pk, leg index)), in that account's own units — what a
-    confirmation shows before anything is sent."""
-    _validate(accounts, legs)
-    sizes = _sizes(accounts, legs)
-    return {(a.pk, i): leg.quantity_for(sizes[(a.pk, i)]["lotsize"]) for a in accounts for i, leg in enumerate(legs)}
+def _key(leg: Leg) -> tuple[str, str, str]:
+    return (leg.exchange, leg.symbol, leg.product)
+
+
+def _held(accounts: list[TradingAccount], legs: list[Leg]) -> dict[tuple, int]:
+    """Our positions (from our fills) in the legs' instruments on `accounts`, keyed (account pk,
+    exchange, symbol, product): what a leg on a non-active account may reduce."""
+    if not accounts:
+        return {}
+    rows = Position.objects.filter(
+        account__in=accounts, symbol__in={leg.symbol for leg in legs}, exchange__in={leg.exchange for leg in legs}
+    ).exclude(quantity=0)
+    return {(p.account_id, p.exchange, p.symbol, p.product): p.quantity for p in rows}
+
+
+def _reduces(leg: Leg, held: int) -> bool:
+    """Whether the leg's side closes part of `held` (a SELL on a long, a BUY on a short)."""
+    return (held > 0 and leg.action == "SELL") or (held < 0 and leg.action == "BUY")
+
+
+def orders_check(*, accounts: list[TradingAccount], legs: list[Leg], skip_entries: bool = False) -> Plan:
+    """Everything `orders_create` would refuse, checked without writing: the accounts the order
+    goes to, those skipped with why, which legs go as exits, and each account's quantity for each
+    leg (keyed (account pk, leg index)), in that account's own units — what a confirmation shows
+    before anything is sent."""
+    plan = _validate(accounts, legs, skip_entries=skip_entries)
+    sizes = _sizes(plan.accounts, legs)
+    quantities = {
+        (a.pk, i): leg.quantity_for(sizes[(a.pk, i)]["lotsize"]) for a in plan.accounts for i, leg in enumerate(legs)
+    }
+    return Plan(plan.accounts, plan.exits, plan.skipped, quantities)
 
 
 TOKEN_MAX = OrderBatch._meta.get_field("client_token").max_length
@@ -125,6 +180,7 @@ def orders_create(
     kind: str = OrderBatch.Kind.MANUAL,
     note: str = "",
     client_token: str = "",
+    skip_entries: bool = False,
 ) -> OrderBatch:
     """Write one batch: an order per account and leg (split above the freeze quantity), all
     committed before anything is sent; one send task per account is queued on commit.
@@ -142,6 +198,10 @@ def orders_create(
     re-firing (a retry, two workers, a second evaluation of the same breach) never makes a second
     exit. Up to 64 characters. With `user=None` the database cannot enforce the token (NULLs are
     distinct), so a caller without a user must not rely on it under concurrency.
+
+    On a halted or reducing account a leg that reduces our position there goes as an exit
+    (reduce-only); one that would open or increase a position refuses the request, or with
+    `skip_entries` leaves that account out, listed in the batch's `skipped` (see `_validate`).
     """
     if len(client_token) > TOKEN_MAX:
         raise OrderRefused(f"client token longer than {TOKEN_MAX} characters")
@@ -149,10 +209,10 @@ def orders_create(
         existing = batch_for_token(user, client_token)
         if existing is not None:
             return existing
-    _validate(accounts, legs)
-    sizes = _sizes(accounts, legs)
+    plan = _validate(accounts, legs, skip_entries=skip_entries)
+    sizes = _sizes(plan.accounts, legs)
     try:
-        batch = _batch_write(user, accounts, legs, sizes, kind=kind, note=note, client_token=client_token)
+        batch = _batch_write(user, plan, legs, sizes, kind=kind, note=note, client_token=client_token)
     except IntegrityError:
         # Another request with this token committed its batch after our read above: ours rolled
         # back whole (no order of it was written), theirs is the answer.
@@ -172,9 +232,16 @@ def batch_for_token(user, client_token: str) -> OrderBatch | None:
     return batch
 
 
-def _batch_write(user, accounts, legs, sizes, *, kind: str, note: str, client_token: str) -> OrderBatch:
+def _batch_write(user, plan: Plan, legs, sizes, *, kind: str, note: str, client_token: str) -> OrderBatch:
+    accounts = plan.accounts
     with transaction.atomic():
-        batch = OrderBatch.objects.create(user=user, kind=kind, note=note[:200], client_token=client_token)
+        batch = OrderBatch.objects.create(
+            user=user,
+            kind=kind,
+            note=note[:200],
+            client_token=client_token,
+            skipped=[s.as_json() for s in plan.skipped],
+        )
         # BUY legs before SELL legs: hedges first, so a short is never naked in between.
         ordered = sorted(enumerate(legs), key=lambda il: il[1].action != "BUY")
         plain: list[Order] = []  # one INSERT for every unsplit order of the batch
@@ -193,7 +260,7 @@ def _batch_write(user, accounts, legs, sizes, *, kind: str, note: str, client_to
                     "product": leg.product,
                     "price": leg.price,
                     "trigger_price": leg.trigger_price,
-                    "reduce_only": leg.reduce_only,
+                    "reduce_only": leg.reduce_only or (a.pk, i) in plan.exits,
                 }
                 key = f"b{batch.pk}:a{a.pk}:l{i}:g0"
                 if len(parts) == 1:
@@ -208,6 +275,44 @@ def _batch_write(user, accounts, legs, sizes, *, kind: str, note: str, client_to
                     ]
                 )
         Order.objects.bulk_create(plain)
+        _audit_batch(user, batch, plan, legs, sizes)
         for a in accounts:
             enqueue.send_on_commit(a.pk, batch.pk)
     return batch
+
+
+def _audit_batch(user, batch: OrderBatch, plan: Plan, legs: list[Leg], sizes: dict) -> None:
+    """One row per account the batch went to (what it was sent, as exit or entry) and one per
+    account skipped (why), each naming the batch (M-<n>), who asked and every account of it."""
+    group = group_id(batch.pk)
+    names = [a.name for a in plan.accounts]
+    common = {"batch": batch.pk, "kind": batch.kind, "note": batch.note, "accounts": names}
+    if user is None:
+        common["by"] = "system"
+    for a in plan.accounts:
+        mine = []
+        for i, leg in enumerate(legs):
+            exit_ = leg.reduce_only or (a.pk, i) in plan.exits
+            quantity = leg.quantity_for(sizes[(a.pk, i)]["lotsize"])
+            text = leg_text(leg.action, quantity, leg.symbol, leg.exchange) + f" {leg.pricetype} {leg.product}"
+            if leg.price:
+                text += f" @ {leg.price}"
+            mine.append(text + (" (exit, reduce-only)" if exit_ else ""))
+        others = f" (with {len(names) - 1} other account(s))" if len(names) > 1 else ""
+        audit_record(
+            action=AuditAction.ORDER_PLACED,
+            user=user,
+            account=a,
+            group=group,
+            message=f"{group}: {'; '.join(mine)}{others}"[:300],
+            details=common | {"legs": mine},
+        )
+    for s in plan.skipped:
+        audit_record(
+            action=AuditAction.ORDER_SKIPPED,
+            user=user,
+            account=account_get_by_id(pk=s.account_id),
+            group=group,
+            message=f"{group}: not sent to {s.account}: {s.why}"[:300],
+            details=common | {"why": s.why},
+        )

@@ -24,7 +24,7 @@ from .. import events, presenters, selectors
 from ..models import Order, OrderBatch
 from . import enqueue
 from .actions import account_close_all, order_cancel, order_modify
-from .common import Leg, OrderRefused, Status
+from .common import Leg, OrderRefused, Status, audit_order
 from .create import orders_create
 
 RETRY_TOKEN = "retry:b{batch}:a{account}"
@@ -78,7 +78,7 @@ def _outcome(order: Order, ok: bool | None, text: str) -> dict:
     return {"order": order.pk, "account": order.account.name, "symbol": order.symbol, "ok": ok, "text": text}
 
 
-def batch_cancel_all(*, batch_id: int) -> list[dict]:
+def batch_cancel_all(*, batch_id: int, user=None) -> list[dict]:
     """Cancel every order of the batch still working: queued ones here (a compare-and-set, so a
     worker claiming it at the same instant either sends it or finds it cancelled, never both),
     those at the broker there. One outcome per order, in account order."""
@@ -89,6 +89,7 @@ def batch_cancel_all(*, batch_id: int) -> list[dict]:
             if Order.objects.filter(pk=o.pk, status=Status.PENDING).update(status=Status.CANCELLED, last_error=why):
                 o.status, o.last_error = Status.CANCELLED, why
                 events.order_changed(o)
+                audit_order(AuditAction.ORDER_CANCEL, o, "cancel: cancelled before it was sent", user=user)
                 out.append(_outcome(o, True, "cancelled before it was sent ✓"))
                 continue
             o.refresh_from_db()
@@ -96,7 +97,7 @@ def batch_cancel_all(*, batch_id: int) -> list[dict]:
                 out.append(_outcome(o, False, f"not cancelled: {o.get_status_display().lower()} meanwhile"))
                 continue
         try:
-            after = order_cancel(order_id=o.pk)
+            after = order_cancel(order_id=o.pk, user=user)
         except OrderRefused as e:
             out.append(_outcome(o, False, str(e)))
             continue
@@ -112,7 +113,7 @@ def batch_cancel_all(*, batch_id: int) -> list[dict]:
 
 
 def batch_modify_all(
-    *, batch_id: int, pricetype: str, price: Decimal, trigger_price: Decimal, quantity: int | None = None
+    *, batch_id: int, pricetype: str, price: Decimal, trigger_price: Decimal, quantity: int | None = None, user=None
 ) -> list[dict]:
     """New terms for every order of the batch working at the broker. `quantity` (optional) is
     each order's new quantity; a split order's children keep theirs (they differ by design).
@@ -132,6 +133,7 @@ def batch_modify_all(
                 quantity=quantity or o.quantity,
                 price=price,
                 trigger_price=trigger_price,
+                user=user,
             )
         except OrderRefused as e:
             out.append(_outcome(o, False, str(e)))
@@ -185,6 +187,8 @@ def account_close_tracked(*, account_id: int, user_id: int | None, ticket: str) 
         return None
     if batch is None:
         cache.set(key, {"account_id": account_id, "state": "flat"}, TICKET_TTL)
+        account = account_get_by_id(pk=account_id)
+        audit_record(user=user, account=account, action=AuditAction.ACCOUNT_CLOSED, message="close everything: flat")
     else:
         cache.set(key, {"account_id": account_id, "state": "batch", "batch": batch.pk}, TICKET_TTL)
     return batch

@@ -28,7 +28,7 @@ from openalgo_client.rest import Outcome, Reason, Result, to_decimal
 from .. import brokerbooks, events
 from ..models import Order
 from . import bookwatch, enqueue
-from .common import MAX_ATTEMPTS, Status, grace
+from .common import MAX_ATTEMPTS, Status, audit_outcome, grace
 
 # Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
 # looked for in the orderbook like any unknown order, and never sent again.
@@ -154,6 +154,7 @@ def record_outcome(order: Order, res: Result) -> None:
     if mine.update(**upd):
         for field, value in upd.items():
             setattr(order, field, value)
+        audit_outcome(order)  # once per outcome: a retry queued again (pending) is none
     else:
         order.refresh_from_db()  # someone else moved it meanwhile (a sweeper): show what is stored
     events.order_changed(order)

@@ -33,7 +33,7 @@ from ..models import Order, Position
 from . import bookwatch, enqueue
 from .attention import queued_again_for_approval
 from .books import account_reconcile_if_stale, positions_held
-from .common import LIVE, Status
+from .common import LIVE, Status, audit_outcome
 from .fills import order_refresh
 from .outcome import record_outcome
 
@@ -105,6 +105,7 @@ def orders_send_account(*, account_id: int, batch_id: int | None = None) -> list
             ):
                 order.status, order.last_error, order.account = Status.REJECTED, why[:300], account
                 events.order_changed(order)
+                audit_outcome(order)
         pending = [o for o in pending if o.reduce_only]
     again = False  # something was held for a moment: look again in a second
     for order in pending:
@@ -263,6 +264,7 @@ def _reduce_only_gate(client, order: Order) -> str:
         if _mine(order).update(status=Status.REJECTED, attempts=F("attempts") - 1, last_error=why):
             order.refresh_from_db()
             events.order_changed(order)
+            audit_outcome(order)
         return DONE
     if check.send < order.quantity:
         note = f"reduce-only: trimmed from {order.quantity} to the open {check.send}"
