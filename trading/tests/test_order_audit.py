@@ -97,7 +97,7 @@ def test_an_entry_refused_at_send_time_and_a_skipped_account_are_audited(alice, 
 
 def test_cancel_modify_and_group_cancel_are_audited_with_who_and_the_group(client, alice, two):
     client.force_login(alice)
-    limit = {"pricetype": "LIMIT", "price": "1.00"}
+    limit = {"pricetype": "LIMIT", "price": "1.00", "place_anyway": "on"}  # resting, far from the market
     client.post("/trading/orders/new/", ORDER | limit | {"accounts": [a.pk for a in two], "confirmed": "1"})
     batch = OrderBatch.objects.get()
     group = f"M-{batch.pk}"
