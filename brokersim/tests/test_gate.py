@@ -68,8 +68,8 @@ def test_arm_sorts_faults_by_when_they_act():
         (
             {"kind": "nope"},
             "kind must be one of ['drop_after_execute', 'hang', 'late_average_price', 'late_execute', 'latency', "
-            "'malformed', 'no_orderid', 'no_status', 'orderbook_omits', 'partial_fill', 'positionbook_lag', "
-            "'reject', 'reset', 'status']",
+            "'malformed', 'no_orderid', 'no_status', 'orderbook_omits', 'partial_fill', 'pending_reads', "
+            "'positionbook_lag', 'reject', 'reset', 'status']",
         ),
         ({"kind": "latency", "endpoint": "nope"}, "unknown endpoint nope"),
         ({"kind": "latency", "count": 0}, "count must be a positive integer"),
