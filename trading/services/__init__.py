@@ -22,6 +22,7 @@ from .actions import (
 )
 from .books import (
     account_books_refresh,
+    account_client_or_refuse,
     account_reconcile_if_stale,
     account_trading_state_set,
     books_refresh_fan_out,

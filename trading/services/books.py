@@ -60,6 +60,20 @@ IN_FLIGHT = [
     Order.Status.ACCEPTED,
     Order.Status.OPEN,
 ]
+KEY_UNREADABLE_REFUSAL = (
+    "{name}: the stored API key cannot be decrypted, so nothing was sent to the broker. "
+    "The account is halted: re-enter its API key on the account page (or, after an encryption-key "
+    "change, restore the key list: it resumes by itself once its key decrypts again)."
+)
+
+
+def account_client_or_refuse(account: TradingAccount):
+    """The account's broker client for a trader's action, or a refusal in words when its stored key
+    does not decrypt (the accounts service has halted it): nothing reaches the broker (S6)."""
+    try:
+        return account_client(account)
+    except crypto.KeyUnreadable:
+        raise OrderRefused(KEY_UNREADABLE_REFUSAL.format(name=account.name)) from None
 
 
 def _store(account: TradingAccount, kind: str, now: dt.datetime, *, rows=None, error: str = "") -> None:
@@ -333,7 +347,7 @@ def position_repair(
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
     gen = generation.current()
     try:
-        book = _read_positions(account, account_client(account))
+        book = _read_positions(account, account_client_or_refuse(account))
     except brokerbooks.BookUnreadable as e:
         raise OrderRefused(f"broker positions unreadable ({e}): nothing was changed") from e
     theirs = book.get(key)
