@@ -44,6 +44,7 @@ class AuditAction(models.TextChoices):
     ACCOUNT_DELETED = "account_deleted", "Account deleted"
     KEY_ROTATED = "key_rotated", "Encryption key rotated"
     KEY_UNREADABLE = "key_unreadable", "API key unreadable"
+    KEY_READABLE = "key_readable", "API key readable again"
     CONNECTION_CHANGED = "connection_changed", "Connection changed"
     DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
     TRADING_STATE = "trading_state", "Trading state changed"

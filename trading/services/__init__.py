@@ -53,6 +53,7 @@ __all__ = [
     "Leg",
     "OrderRefused",
     "account_books_refresh",
+    "account_client_or_refuse",
     "account_close_all",
     "account_close_request",
     "account_close_run",
