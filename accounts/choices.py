@@ -69,3 +69,4 @@ class AlertKind(models.TextChoices):
     BROKER_SESSION_UNKNOWN = "broker_session_unknown", "Broker session unknown"
     SEMI_AUTO = "semi_auto", "Account in semi-auto mode"
     SEMI_AUTO_EXIT_REFUSED = "semi_auto_exit", "Exit refused: account in semi-auto mode"
+    PRICES_DROPPED = "prices_dropped", "Instrument not streamed"

@@ -326,6 +326,12 @@ LOGGING = {
 PRICE_MAX_AGE = env.float("PRICE_MAX_AGE", default=10.0)
 # No tick for this long while subscribed and the market is open counts as a dropped feed.
 FEED_STALL_SECONDS = env.float("FEED_STALL_SECONDS", default=10.0)
+# Whose accounts may carry the one platform feed (it streams every user's instruments, with
+# that account's key): "admins" (default) — only administrators' accounts; "all" — any user's
+# market-data account, an explicit choice to share one user's broker account with everyone.
+MARKETDATA_FEED_ACCOUNTS = env.str("MARKETDATA_FEED_ACCOUNTS", default="admins")
+if MARKETDATA_FEED_ACCOUNTS not in ("admins", "all"):
+    raise ImproperlyConfigured("MARKETDATA_FEED_ACCOUNTS must be 'admins' or 'all'")
 # Browser updates per instrument are coalesced to about one per this many milliseconds (always the
 # newest price; a tick within 3/4 of it is sent at once, so 5 ticks/s pass without added delay).
 FEED_MIN_INTERVAL_MS = env.int("FEED_MIN_INTERVAL_MS", default=250)

@@ -39,6 +39,7 @@ from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id, account_get_owned, account_ids_active
 from accounts.services import account_client, audit_record, funds_fields
 from core.calendar import IST
+from marketdata.services import valid_key
 
 from .. import brokerbooks, events, generation, pnl
 from ..models import BrokerBook, Order, Position, Reconciliation
@@ -342,6 +343,9 @@ def position_repair(
     """Adopt the broker's quantity for one instrument, guarded: the broker is read again, and the
     repair is refused if either side changed since the trader looked, or an order is in flight."""
     account = account_get_owned(user=user, pk=account_id)
+    if not valid_key(f"{exchange}:{symbol}"):
+        # Adopting it would book a position nothing can price or exit from here (finding 8).
+        raise OrderRefused(f"{exchange}:{symbol} is not an instrument AlgoMirror can price: nothing was changed")
     key = (exchange, symbol, product)
     if key in _settling(account):
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
