@@ -5,4 +5,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (audit receivers)
+        from . import keycheck, signals  # noqa: F401  (the encryption-key system check; audit receivers)

@@ -44,6 +44,7 @@ class AuditAction(models.TextChoices):
     ACCOUNT_DELETED = "account_deleted", "Account deleted"
     KEY_ROTATED = "key_rotated", "Encryption key rotated"
     KEY_UNREADABLE = "key_unreadable", "API key unreadable"
+    KEY_READABLE = "key_readable", "API key readable again"
     CONNECTION_CHANGED = "connection_changed", "Connection changed"
     DATA_ROLE_MOVED = "data_role_moved", "Market-data account changed"
     TRADING_STATE = "trading_state", "Trading state changed"
@@ -80,3 +81,4 @@ class AlertKind(models.TextChoices):
     BROKER_SESSION_UNKNOWN = "broker_session_unknown", "Broker session unknown"
     SEMI_AUTO = "semi_auto", "Account in semi-auto mode"
     SEMI_AUTO_EXIT_REFUSED = "semi_auto_exit", "Exit refused: account in semi-auto mode"
+    PRICES_DROPPED = "prices_dropped", "Instrument not streamed"

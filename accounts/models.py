@@ -156,3 +156,14 @@ class FirstAdminClaim(models.Model):
     slot = models.PositiveSmallIntegerField(unique=True, default=1)
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class EncryptionCanary(models.Model):
+    """One row: a known text encrypted under the newest encryption key, rewritten by every
+    rotation. A process that cannot decrypt it has the wrong key list (it predates a rotation, or
+    was started with the wrong ENCRYPTION_KEY): that process refuses to start, and at run time it
+    halts no account for keys it cannot read (accounts/keycheck.py)."""
+
+    slot = models.PositiveSmallIntegerField(unique=True, default=1)
+    token = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)

@@ -49,15 +49,14 @@ def account_ids_active() -> list[int]:
     return list(TradingAccount.objects.filter(is_active=True).values_list("pk", flat=True))
 
 
-def account_list_feed_candidates() -> QuerySet[TradingAccount]:
+def account_list_feed_candidates(*, admins_only: bool = False) -> QuerySet[TradingAccount]:
     """Active accounts whose key may work, grouped by owner, each owner's market-data account
-    first, then by latency."""
+    first, then by latency. `admins_only`: of administrators (staff) only."""
     unusable = (TradingAccount.Status.KEY_UNREADABLE, TradingAccount.Status.INVALID_KEY)
-    return (
-        TradingAccount.objects.filter(is_active=True)
-        .exclude(status__in=unusable)
-        .order_by("owner_id", "-holds_data_role", "latency_ms", "pk")
-    )
+    qs = TradingAccount.objects.filter(is_active=True)
+    if admins_only:
+        qs = qs.filter(Q(owner__is_staff=True) | Q(owner__is_superuser=True))
+    return qs.exclude(status__in=unusable).order_by("owner_id", "-holds_data_role", "latency_ms", "pk")
 
 
 def account_data_source(*, user) -> TradingAccount | None:

@@ -94,8 +94,21 @@ def _readable_key(account: TradingAccount) -> Callable[[], str]:
     try:
         crypto.decrypt(account.api_key_encrypted)
     except crypto.KeyUnreadable:
+        from .keycheck import key_list_current
+
+        if not key_list_current():
+            # This process's key list is the one at fault (it predates a rotation): nothing is
+            # sent, and no account is halted for it; a restart with the current keys cures it.
+            log.error(
+                "account %s: this process's encryption keys cannot read the stored canary; restart it with "
+                "the current key list (docs/key-rotation.md). The account is not halted.",
+                account.pk,
+            )
+            raise crypto.KeyListStale from None
         _mark_key_unreadable(account)
         raise
+    if account.status == Status.KEY_UNREADABLE:
+        _key_readable_again(account)
     return _key_source(account.api_key_encrypted)
 
 
@@ -621,13 +634,17 @@ def _order_mode_set(account: TradingAccount, mode: str, evidence: str) -> bool:
     return True
 
 
+KEY_HALT_REASON = "API key cannot be decrypted: re-enter it"
+
+
 def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
     with transaction.atomic():
-        first_time = account.status != Status.KEY_UNREADABLE
+        current = TradingAccount.objects.select_for_update().get(pk=account.pk)
+        first_time = current.status != Status.KEY_UNREADABLE
         TradingAccount.objects.filter(pk=account.pk).update(
             status=Status.KEY_UNREADABLE,
             trading_state=TradingAccount.TradingState.HALTED,
-            halt_reason="API key cannot be decrypted: re-enter it",
+            halt_reason=KEY_HALT_REASON,
             last_checked_at=timezone.now(),
             last_error="stored API key cannot be decrypted",
         )
@@ -639,11 +656,45 @@ def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
                 user=account.owner,
                 account=account,
                 message=f"{account.name}: API key unreadable, account halted",
+                # What the trader had set, given back when the key reads again.
+                details={"previous_state": current.trading_state, "previous_reason": current.halt_reason},
             )
         if account.holds_data_role:
             _move_data_role(owner=account.owner, reason=f"{account.name}'s key is unreadable")
         events.account_updated(account)
     return account
+
+
+def _key_readable_again(account: TradingAccount) -> None:
+    """The stored key decrypts again (the key list was put right, e.g. after a rotation): the
+    account leaves "key unreadable" and, if it is still halted for that alone, gets back the
+    trading state it had before. Audited once; the health check then sets its connection status."""
+    with transaction.atomic():
+        moved = TradingAccount.objects.filter(pk=account.pk, status=Status.KEY_UNREADABLE).update(
+            status=Status.UNKNOWN, last_error=""
+        )
+        if not moved:
+            return
+        last = AuditEvent.objects.filter(account=account, action=AuditEvent.Action.KEY_UNREADABLE).order_by("-pk")
+        before = (last.values_list("details", flat=True).first() or {}) if last.exists() else {}
+        state = before.get("previous_state") or TradingAccount.TradingState.ACTIVE
+        reason = before.get("previous_reason", "") if state != TradingAccount.TradingState.ACTIVE else ""
+        restored = TradingAccount.objects.filter(
+            pk=account.pk, trading_state=TradingAccount.TradingState.HALTED, halt_reason=KEY_HALT_REASON
+        ).update(trading_state=state, halt_reason=reason)
+        account.refresh_from_db()
+        log.warning("account %s: stored API key decrypts again", account.pk)
+        audit_record(
+            action=AuditEvent.Action.KEY_READABLE,
+            user=account.owner,
+            account=account,
+            message=f"{account.name}: API key readable again"
+            + (f"; trading state back to {account.get_trading_state_display().lower()}" if restored else ""),
+            details={"restored_state": state if restored else None},
+        )
+        if restored:
+            _trading_state_changed(account, state, f"{account.get_trading_state_display()}: the API key decrypts again")
+        events.account_updated(account)
 
 
 def _move_data_role(*, owner, reason: str, to: TradingAccount | None = None, user_action: bool = False) -> None:

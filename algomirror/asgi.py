@@ -7,6 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "algomirror.settings")
 django_asgi_app = get_asgi_application()
 
+from accounts.keycheck import require_readable_keys  # noqa: E402
+
+require_readable_keys()  # a key list that cannot read the stored data stops the web process here
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_ready
+from celery.signals import task_prerun, worker_init, worker_ready
 
 from trading import generation
 
@@ -37,6 +37,22 @@ app.conf.beat_schedule = {
         "options": {"expires": 30},
     },
 }
+
+
+@worker_init.connect
+def _keys_readable_on_start(**kwargs) -> None:
+    """A worker whose encryption keys cannot read the stored data must not start (it would find
+    every key unreadable); SystemExit passes through Celery's signal dispatch and stops it."""
+    import django
+    from django.core.exceptions import ImproperlyConfigured
+
+    django.setup()
+    from accounts.keycheck import require_readable_keys
+
+    try:
+        require_readable_keys()
+    except ImproperlyConfigured as e:
+        raise SystemExit(str(e)) from None
 
 
 @worker_ready.connect

@@ -14,7 +14,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from core.instance import ensure_secrets
+from core.instance import SECRETS_FILE, ensure_secrets
+from core.keys import BadKeyList, parse_fernet_keys, read_key_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -29,7 +30,11 @@ PRODUCTION = MODE == "production"
 INSTANCE_DIR = Path(env.str("INSTANCE_DIR", default=str(BASE_DIR / "var" / "instance")))
 
 if PRODUCTION:
-    missing = [k for k in ("SECRET_KEY", "ENCRYPTION_KEY") if not env.str(k, default="")]
+    missing = [
+        k
+        for k in ("SECRET_KEY", "ENCRYPTION_KEY")
+        if not env.str(k, default="") and not (k == "ENCRYPTION_KEY" and env.str("ENCRYPTION_KEY_FILE", default=""))
+    ]
     if missing:
         raise ImproperlyConfigured(f"Production needs {', '.join(missing)} in the environment; refusing to start.")
     _secrets: dict[str, str] = {}
@@ -37,9 +42,28 @@ else:
     _secrets = ensure_secrets(INSTANCE_DIR)
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _secrets["SECRET_KEY"]
-# Comma-separated Fernet keys, newest first: rotation puts a new key in front, then
-# `manage.py rotate_encryption_key` re-encrypts every stored API key under it.
-ENCRYPTION_KEYS = [k.strip() for k in (env.str("ENCRYPTION_KEY", default="") or _secrets["ENCRYPTION_KEY"]).split(",")]
+# Fernet keys, newest first, from ENCRYPTION_KEY (fixed for the life of the process) or from a
+# key file (ENCRYPTION_KEY_FILE; the embedded default's secrets file) that every process reads
+# again when a key fails or before it encrypts, so a rotation reaches a running stack. See
+# docs/key-rotation.md. A malformed list stops start-up here, naming the entry, never the key.
+ENCRYPTION_KEY_FILE: Path | None = None
+if env.str("ENCRYPTION_KEY", default=""):
+    if env.str("ENCRYPTION_KEY_FILE", default=""):
+        raise ImproperlyConfigured("Set ENCRYPTION_KEY or ENCRYPTION_KEY_FILE, not both; refusing to start.")
+    _key_source, _raw_keys = "ENCRYPTION_KEY", env.str("ENCRYPTION_KEY")
+else:
+    ENCRYPTION_KEY_FILE = Path(env.str("ENCRYPTION_KEY_FILE", default="") or INSTANCE_DIR / SECRETS_FILE)
+    _key_source = f"ENCRYPTION_KEY in {ENCRYPTION_KEY_FILE}"
+    try:
+        _raw_keys = read_key_file(ENCRYPTION_KEY_FILE)
+    except OSError as e:
+        raise ImproperlyConfigured(
+            f"Cannot read the key file {ENCRYPTION_KEY_FILE} ({e.strerror}); refusing to start."
+        ) from None
+try:
+    ENCRYPTION_KEYS = parse_fernet_keys(_raw_keys, source=_key_source)
+except BadKeyList as e:
+    raise ImproperlyConfigured(f"{e} Refusing to start.") from None
 
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
@@ -304,6 +328,12 @@ LOGGING = {
 PRICE_MAX_AGE = env.float("PRICE_MAX_AGE", default=10.0)
 # No tick for this long while subscribed and the market is open counts as a dropped feed.
 FEED_STALL_SECONDS = env.float("FEED_STALL_SECONDS", default=10.0)
+# Whose accounts may carry the one platform feed (it streams every user's instruments, with
+# that account's key): "admins" (default) — only administrators' accounts; "all" — any user's
+# market-data account, an explicit choice to share one user's broker account with everyone.
+MARKETDATA_FEED_ACCOUNTS = env.str("MARKETDATA_FEED_ACCOUNTS", default="admins")
+if MARKETDATA_FEED_ACCOUNTS not in ("admins", "all"):
+    raise ImproperlyConfigured("MARKETDATA_FEED_ACCOUNTS must be 'admins' or 'all'")
 # Browser updates per instrument are coalesced to about one per this many milliseconds (always the
 # newest price; a tick within 3/4 of it is sent at once, so 5 ticks/s pass without added delay).
 FEED_MIN_INTERVAL_MS = env.int("FEED_MIN_INTERVAL_MS", default=250)

@@ -22,7 +22,7 @@ class MarketDataConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4403)
             return
-        self.owner = f"page:{self.channel_name}"
+        self.owner = f"page:{user.pk}:{self.channel_name}"
         self.watching: set[str] = set()
         self._outbox: list[dict] = []
         self._flush_scheduled = False
@@ -49,15 +49,25 @@ class MarketDataConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(symbols, list) or len(symbols) > MAX_WATCH:
             await self.send_json({"type": "error", "message": f"symbols must be a list of at most {MAX_WATCH}"})
             return
-        keys: dict[str, int] = {}
+        asked: dict[str, int] = {}
         for item in symbols:
             key = item.get("key") if isinstance(item, dict) else item
             mode = item.get("mode", 2) if isinstance(item, dict) else 2
-            if not isinstance(key, str) or not services.valid_key(key) or mode not in (1, 2, 3):
+            if not isinstance(key, str) or not isinstance(mode, int):
                 await self.send_json({"type": "error", "message": f"not a watchable instrument: {key!r}"})
-                return
-            keys[key] = max(keys.get(key, 0), mode)
-        await sync_to_async(services.interest_register)(owner=self.owner, keys=keys, ttl=settings.CHAIN_SESSION_TTL)
+                continue
+            asked[key] = max(asked.get(key, 0), mode)
+        # One bad instrument is refused on its own; the page still gets every other price. A watch
+        # with nothing valid in it changes nothing.
+        report = services.interest_clean(asked)
+        for key, why in report.dropped.items():
+            await self.send_json({"type": "error", "message": f"not a watchable instrument: {key!r} ({why})"})
+        if asked and not report.kept:
+            return
+        report = await sync_to_async(services.interest_register)(
+            owner=self.owner, keys=asked, ttl=settings.CHAIN_SESSION_TTL
+        )
+        keys = report.kept
         for key in self.watching - set(keys):
             await self.channel_layer.group_discard(store.group_name(key), self.channel_name)
         for key in set(keys) - self.watching:

@@ -35,6 +35,11 @@ def want_key(owner: str) -> str:
     return f"md:want:{owner}"
 
 
+def dropped_key(owner: str) -> str:
+    """Hash of the keys `owner` asked for that are not streamed → why (an invalid key, the cap)."""
+    return f"md:dropped:{owner}"
+
+
 # ------------------------------------------------------------------ prices
 def price_get(key: str) -> dict | None:
     raw = client().hget(PRICES, key)
@@ -67,14 +72,27 @@ def fresh_price(key: str, *, now: float | None = None, max_age: float | None = N
 
 
 # ------------------------------------------------------------------ interest
-def interest_set(owner: str, keys: dict[str, int], *, ttl: float | None = None, now: float | None = None) -> None:
-    """Replace what `owner` wants (key → mode). `ttl` seconds without a touch expires it."""
+def interest_set(
+    owner: str,
+    keys: dict[str, int],
+    *,
+    ttl: float | None = None,
+    now: float | None = None,
+    dropped: dict[str, str] | None = None,
+) -> None:
+    """Replace what `owner` wants (key → mode) and what was refused of it (`dropped`, key → why).
+    `ttl` seconds without a touch expires it."""
     now = time.time() if now is None else now
     r = client()
     with r.pipeline() as p:
-        p.delete(want_key(owner))
+        p.delete(want_key(owner), dropped_key(owner))
+        if dropped:
+            p.hset(dropped_key(owner), mapping=dropped)
+            if ttl is not None:
+                p.expire(dropped_key(owner), max(int(ttl) * 4, 60))
         if keys:
             p.hset(want_key(owner), mapping={k: int(m) for k, m in keys.items()})
+        if keys or dropped:  # listed while anything of it is wanted or refused (the page says which)
             p.zadd(OWNERS, {owner: PERSISTENT if ttl is None else now + ttl})
         else:
             p.zrem(OWNERS, owner)
@@ -87,9 +105,22 @@ def interest_touch(owner: str, *, ttl: float, now: float | None = None) -> None:
     client().zadd(OWNERS, {owner: now + ttl}, xx=True)
 
 
+def interest_dropped(owner: str) -> dict[str, str]:
+    return client().hgetall(dropped_key(owner))
+
+
+def interest_owners(prefix: str = "") -> list[str]:
+    """Owners with registered interest (live or not yet swept), optionally by name prefix."""
+    return [o for o in client().zrange(OWNERS, 0, -1) if o.startswith(prefix)]
+
+
+def interest_of(owner: str) -> dict[str, int]:
+    return {k: int(m) for k, m in client().hgetall(want_key(owner)).items()}
+
+
 def interest_clear(owner: str) -> None:
     with client().pipeline() as p:
-        p.delete(want_key(owner))
+        p.delete(want_key(owner), dropped_key(owner))
         p.zrem(OWNERS, owner)
         p.execute()
 

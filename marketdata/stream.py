@@ -422,6 +422,7 @@ class FeedEngine:
             "ts": int(self.clock.wall() * 1000),
             "kind": kind,
             "account": account.name if account else None,
+            "account_id": account.id if account else None,
             "reason": reason,
         }
         log.warning("feed: %s %s: %s", kind, entry["account"] or "", reason)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import crypto
-from accounts.selectors import account_data_source
+from accounts.selectors import account_data_source, account_list_visible_to
 from accounts.services import account_client
 
 from . import feedwords, selectors, services, store
@@ -84,17 +84,18 @@ def option_chain(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def feed_monitor(request: HttpRequest) -> HttpResponse:
-    return render(request, "marketdata/feed_monitor.html", _feed_view())
+    return render(request, "marketdata/feed_monitor.html", _feed_view(request.user))
 
 
 @login_required
 def feed_status_json(request: HttpRequest) -> JsonResponse:
-    view = _feed_view()
+    view = _feed_view(request.user)
     market = view["market"]
     return JsonResponse(
         {
             "status": view["status"],
             "events": view["events"],
+            "dropped": view["dropped"],
             "market": {
                 "state": market.state,
                 "label": market.label,
@@ -104,14 +105,25 @@ def feed_status_json(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _feed_view() -> dict:
+def _feed_view(user) -> dict:
     """The feed's status and events with the words the page shows (`headline`, its `badge`, and a
-    `title` and `detail` per event) next to the recorded fields."""
+    `title` and `detail` per event) next to the recorded fields; as `user` may see them (an
+    administrator everything, anyone else their own accounts and instruments only)."""
     status = store.feed_status()
+    events = store.feed_events(50)
+    dropped = selectors.interest_dropped_visible_to(user)
+    if not user.is_staff:
+        status, events = selectors.feed_seen_by(
+            status, events, account_ids=set(account_list_visible_to(user=user).values_list("pk", flat=True)), user=user
+        )
     status["headline"], status["tone"] = feedwords.headline(status, now_ms=int(time.time() * 1000))
     status["badge_class"], status["badge"] = feedwords.BADGES[status["tone"]]
-    events = [feedwords.event(e) for e in store.feed_events(50)]
-    return {"status": status, "events": events, "market": selectors.market_status_now()}
+    return {
+        "status": status,
+        "events": [feedwords.event(e) for e in events],
+        "dropped": dropped,
+        "market": selectors.market_status_now(),
+    }
 
 
 # ------------------------------------------------------------------ trading calendar

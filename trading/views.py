@@ -564,6 +564,11 @@ def account_cancel_all(request: HttpRequest, pk: int) -> HttpResponse:
             back=_next_url(request, reverse("books")),
             danger=True,
         )
+    try:
+        services.account_client_or_refuse(account)  # a key that no longer decrypts: say so, queue nothing
+    except services.OrderRefused as e:
+        messages.error(request, str(e))
+        return _back(request)
     services.account_cancel_all_request(user=request.user, account_id=account.pk, request=request)
     messages.info(
         request, f"Cancel-all sent to {account.name}'s broker: the orders tab shows each order's status as it answers."
@@ -602,6 +607,11 @@ def account_close(request: HttpRequest, pk: int) -> HttpResponse:
             back=_next_url(request, reverse("books")),
             danger=True,
         )
+    try:
+        services.account_client_or_refuse(account)  # a key that no longer decrypts: say so, queue nothing
+    except services.OrderRefused as e:
+        messages.error(request, str(e))
+        return _back(request)
     ticket, new = services.account_close_start(
         user=request.user, account_id=account.pk, request=request, client_token=_client_token(request)
     )

@@ -188,6 +188,7 @@ def test_rotate_generate_rewrites_the_instance_file(alice, paper_clean, settings
     from core.instance import ensure_secrets, read_env_file
 
     settings.INSTANCE_DIR = tmp_path
+    settings.ENCRYPTION_KEY_FILE = tmp_path / "secrets.env"
     values = ensure_secrets(tmp_path)
     settings.ENCRYPTION_KEYS = [values["ENCRYPTION_KEY"]]
     a = add(alice, paper_clean[0])

@@ -71,7 +71,14 @@ def feed_accounts(transactional_db, alice, paper_clean):
 
 @pytest.fixture
 def feed_env(feed_accounts):
-    return dict(os.environ, DATABASE_URL=database_url(), PRICE_MAX_AGE="3", LOG_LEVEL="WARNING")
+    # alice is no administrator: her accounts carry the feed because the installation shares them.
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        PRICE_MAX_AGE="3",
+        LOG_LEVEL="WARNING",
+        MARKETDATA_FEED_ACCOUNTS="all",
+    )
 
 
 @pytest.fixture

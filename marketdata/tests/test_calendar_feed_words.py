@@ -181,7 +181,8 @@ def test_feed_page_speaks_trader_words_in_a_browser(live_server):
         {"ts": now - 8000, "kind": "connected", "account": "paper-01", "reason": "start"},
     ):
         r.lpush(store.EVENTS, json.dumps(e))
-    user = in_thread(lambda: UserFactory(username="viewer"))
+    # An administrator: the feed's account is named to them (to anyone else only when it is theirs).
+    user = in_thread(lambda: UserFactory(username="viewer", admin=True))
     try:
         with chromium(live_server) as b:
             for dark in (False, True):

@@ -86,7 +86,7 @@ def test_feed_monitor_and_status_json(client, alice):
     client.force_login(alice)
     assert client.get("/marketdata/feed/").status_code == 200
     data = client.get("/marketdata/feed/status.json").json()
-    assert set(data) == {"status", "events", "market"}
+    assert set(data) == {"status", "events", "dropped", "market"}
 
 
 @pytest.mark.django_db

@@ -23,6 +23,7 @@ from .actions import (
 )
 from .books import (
     account_books_refresh,
+    account_client_or_refuse,
     account_reconcile_if_stale,
     account_trading_state_set,
     books_refresh_fan_out,
@@ -54,6 +55,7 @@ __all__ = [
     "OrderRefused",
     "account_books_refresh",
     "account_cancel_all_request",
+    "account_client_or_refuse",
     "account_close_all",
     "account_close_request",
     "account_close_run",

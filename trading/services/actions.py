@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from accounts.choices import AlertKind, AlertLevel, AuditAction, TradingState
 from accounts.selectors import account_get_by_id
-from accounts.services import account_client, account_mark_semi_auto, alert_raise, audit_record
+from accounts.services import account_mark_semi_auto, alert_raise, audit_record
 from openalgo_client.orderstatus import Kind
 from openalgo_client.rest import Outcome
 
@@ -20,7 +20,7 @@ from ..locks import close_all_lock
 from ..models import Order, OrderBatch, Position
 from ..selectors import group_id
 from . import bookwatch, enqueue
-from .books import positions_held
+from .books import account_client_or_refuse, positions_held
 from .common import LIVE, Leg, OrderRefused, Status, audit_order
 from .create import batch_for_token, orders_create
 from .fills import order_refresh
@@ -58,7 +58,7 @@ def order_cancel(*, order_id: int, user=None) -> Order:
     the broker's status says after it."""
     order = _live_order(order_id)
     _take_token(order.account, ACTION_WAIT)
-    res = account_client(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
+    res = account_client_or_refuse(order.account).cancelorder(orderid=order.broker_orderid, strategy=order.tag)
     _note_semi_auto(order.account, res)
     if not res.ok:
         Order.objects.filter(pk=order.pk).update(last_error=f"cancel: {res.message or res.reason}"[:300])
@@ -86,7 +86,7 @@ def order_modify(
     if pricetype in ("SL", "SL-M") and trigger_price <= 0:
         raise OrderRefused("a trigger price is required for stop orders")
     _take_token(account, ACTION_WAIT)
-    res = account_client(account).modifyorder(
+    res = account_client_or_refuse(account).modifyorder(
         orderid=order.broker_orderid,
         strategy=order.tag,
         symbol=order.symbol,
@@ -124,7 +124,7 @@ def orders_cancel_all(*, account_id: int) -> dict:
     """Cancel every open order in one account (ours and any placed outside AlgoMirror)."""
     account = account_get_by_id(pk=account_id)
     _take_token(account, CANCEL_ALL_WAIT)
-    res = account_client(account).cancelallorder(strategy="algomirror")
+    res = account_client_or_refuse(account).cancelallorder(strategy="algomirror")
     _note_semi_auto(account, res)
     body = res.body if isinstance(res.body, dict) else {}
     named = {str(oid) for oid in body.get("canceled_orders") or []} if res.ok else set()
@@ -247,7 +247,9 @@ def account_close_all(*, user, account_id: int) -> OrderBatch | None:
         token = CLOSE_ALL_TOKEN.format(account=account.pk, previous=previous)
         orders_cancel_all(account_id=account.pk)
         try:
-            book = brokerbooks.from_result(account_client(account).positionbook(), brokerbooks.parse_positionbook)
+            book = brokerbooks.from_result(
+                account_client_or_refuse(account).positionbook(), brokerbooks.parse_positionbook
+            )
         except brokerbooks.BookUnreadable as e:
             bookwatch.read_bad(account, bookwatch.POSITIONS, str(e))
             raise CloseHeld(

@@ -39,6 +39,7 @@ from accounts.choices import AuditAction, TradingState
 from accounts.selectors import account_get_by_id, account_get_owned, account_ids_active
 from accounts.services import account_client, audit_record, funds_fields
 from core.calendar import IST
+from marketdata.services import valid_key
 
 from .. import brokerbooks, events, generation, pnl
 from ..models import BrokerBook, Order, Position, Reconciliation
@@ -60,6 +61,20 @@ IN_FLIGHT = [
     Order.Status.ACCEPTED,
     Order.Status.OPEN,
 ]
+KEY_UNREADABLE_REFUSAL = (
+    "{name}: the stored API key cannot be decrypted, so nothing was sent to the broker. "
+    "The account is halted: re-enter its API key on the account page (or, after an encryption-key "
+    "change, restore the key list: it resumes by itself once its key decrypts again)."
+)
+
+
+def account_client_or_refuse(account: TradingAccount):
+    """The account's broker client for a trader's action, or a refusal in words when its stored key
+    does not decrypt (the accounts service has halted it): nothing reaches the broker (S6)."""
+    try:
+        return account_client(account)
+    except crypto.KeyUnreadable:
+        raise OrderRefused(KEY_UNREADABLE_REFUSAL.format(name=account.name)) from None
 
 
 def _store(account: TradingAccount, kind: str, now: dt.datetime, *, rows=None, error: str = "") -> None:
@@ -328,12 +343,15 @@ def position_repair(
     """Adopt the broker's quantity for one instrument, guarded: the broker is read again, and the
     repair is refused if either side changed since the trader looked, or an order is in flight."""
     account = account_get_owned(user=user, pk=account_id)
+    if not valid_key(f"{exchange}:{symbol}"):
+        # Adopting it would book a position nothing can price or exit from here (finding 8).
+        raise OrderRefused(f"{exchange}:{symbol} is not an instrument AlgoMirror can price: nothing was changed")
     key = (exchange, symbol, product)
     if key in _settling(account):
         raise OrderRefused(f"{symbol}: an order is still in flight; repair once it has settled")
     gen = generation.current()
     try:
-        book = _read_positions(account, account_client(account))
+        book = _read_positions(account, account_client_or_refuse(account))
     except brokerbooks.BookUnreadable as e:
         raise OrderRefused(f"broker positions unreadable ({e}): nothing was changed") from e
     theirs = book.get(key)

@@ -34,7 +34,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.services import account_client
-from marketdata.services import interest_register
+from marketdata.services import positions_interest_set
 from openalgo_client import orderstatus as vocab
 from openalgo_client.orderstatus import Kind, Step
 from openalgo_client.rest import Outcome, Reason, to_decimal
@@ -330,8 +330,10 @@ def _apply_fill(order: Order, new_qty: int, new_avg: Decimal) -> None:
 
 def positions_register_interest() -> None:
     """Open positions are what the feed must stream for P&L and risk (marketdata interest)."""
-    keys = {f"{e}:{s}": 1 for e, s in Position.objects.exclude(quantity=0).values_list("exchange", "symbol")}
-    interest_register(owner="positions", keys=keys)
+    by_user: dict[int, dict[str, int]] = {}
+    for uid, e, s in Position.objects.exclude(quantity=0).values_list("account__owner_id", "exchange", "symbol"):
+        by_user.setdefault(uid, {})[f"{e}:{s}"] = 1
+    positions_interest_set(by_user)  # per user: one user's bad symbol never stops another's prices
 
 
 def orders_poll_account(*, account_id: int, limit: int = 2, now: dt.datetime | None = None) -> int:

@@ -40,4 +40,7 @@ class Command(BaseCommand):
     help = "Run the shared broker feed (one per installation; a second one waits for the lock)."
 
     def handle(self, *args, **opts):
+        from accounts.keycheck import require_readable_keys
+
+        require_readable_keys()  # stop here if the encryption keys cannot read the stored data
         asyncio.run(run())
