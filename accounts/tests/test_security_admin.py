@@ -69,7 +69,7 @@ def test_wrong_admin_passwords_lock_the_superuser_out(client, boss):
 
 
 @pytest.mark.django_db
-def test_an_admin_change_of_host_or_owner_is_audited(client, boss):
+def test_an_admin_change_of_owner_is_audited_and_the_host_is_not_editable_there(client, boss):
     owner = UserFactory(username="owner1")
     thief = UserFactory(username="thief")
     account = TradingAccountFactory(owner=owner, name="acct-a", host_url="http://127.0.0.1:9")
@@ -77,20 +77,24 @@ def test_an_admin_change_of_host_or_owner_is_audited(client, boss):
     page = client.get(f"/admin/accounts/tradingaccount/{account.pk}/change/")
     assert page.status_code == 200
     data = {k: v for k, v in page.context["adminform"].form.initial.items() if v is not None}
-    data.update({"owner": thief.pk, "host_url": "http://127.0.0.1:19", "_save": "Save"})
+    data.update({"owner": thief.pk, "host_url": "http://127.0.0.1:19", "name": "acct-b", "_save": "Save"})
     for k in ("is_primary", "holds_data_role", "is_active"):
         if not data.get(k):
             data.pop(k, None)
     r = client.post(f"/admin/accounts/tradingaccount/{account.pk}/change/", data)
     assert r.status_code == 302, r.content.decode()[:2000]
     account.refresh_from_db()
-    assert account.owner == thief and account.host_url == "http://127.0.0.1:19"
+    assert account.owner == thief and account.name == "acct-b"
+    # The host (where the stored key is sent) changes only on the account's own edit page, which
+    # asks for the password again: never silently from the admin.
+    assert account.host_url == "http://127.0.0.1:9"
     ev = AuditEvent.objects.filter(account=account, action=AuditEvent.Action.ACCOUNT_CHANGED).latest("id")
     assert ev.user == boss
     assert ev.details["via"] == "admin"
     assert ev.details["changes"]["owner"] == ["owner1", "thief"]
-    assert ev.details["changes"]["host_url"] == ["http://127.0.0.1:9", "http://127.0.0.1:19"]
-    assert "host_url" in ev.message and "owner" in ev.message
+    assert ev.details["changes"]["name"] == ["acct-a", "acct-b"]
+    assert "owner" in ev.message and "boss" in ev.message
+    assert client.get("/admin/accounts/tradingaccount/add/").status_code == 403  # added with a key, elsewhere
 
 
 @pytest.mark.django_db
