@@ -151,4 +151,3 @@ def succeeded(attempt: Attempt | None) -> None:
         if mine:
             cache.delete(_cache_key(attempt.account_key))
     _release(attempt.ip_key, attempt.at, attempt.previous[attempt.ip_key])
-

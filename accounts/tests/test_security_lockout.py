@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from .factories import PASSWORD, UserFactory
+from .factories import PASSWORD
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
 LOCKED = "Too many failed login attempts"
@@ -71,7 +71,7 @@ def test_one_address_guessing_many_accounts_is_locked_out(alice):
 def test_a_success_does_not_reset_the_address_count(alice, charlie):
     """An attacker with a login of their own cannot wipe their address's failures by logging in."""
     c = fresh("10.0.6.1")
-    for i in range(4):
+    for _ in range(4):
         assert attempt(c, "alice", "wrong-password") == "wrong"
         c = fresh("10.0.6.1")
         assert attempt(c, "charlie", "another-horse-battery-7") == "in"
