@@ -1,10 +1,12 @@
 """allauth adapter: the first person to register becomes the superuser; then signup closes.
-Mail that cannot be sent is a page saying so, never a server error."""
+Mail that cannot be sent is a page saying so, never a server error. Failed passwords lock the account
+and the address (accounts.lockout); a login starts the session's lifetime (algomirror.middleware)."""
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import time
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
@@ -12,10 +14,38 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.shortcuts import render
 
+from . import lockout
+
 log = logging.getLogger(__name__)
 
 
+# Session keys of the session lifetime (read by algomirror.middleware.SessionLifetimeMiddleware).
+SESSION_STARTED = "am_session_started"
+SESSION_SEEN = "am_session_seen"
+
+
 class FirstUserAdapter(DefaultAccountAdapter):
+    _attempt: lockout.Attempt | None = None
+
+    def pre_authenticate(self, request, **credentials) -> None:
+        # Replaces allauth's sliding-window "login_failed" limit for passwords (see accounts.lockout);
+        # allauth's limit still guards the second-factor step.
+        self._attempt = lockout.begin(request, credentials)
+        if self._attempt is None:
+            raise self.validation_error("too_many_login_attempts")
+
+    def authenticate(self, request, **credentials):
+        # Login and reauthentication both come here: failures of either count.
+        user = super().authenticate(request, **credentials)
+        if user is not None:
+            lockout.succeeded(self._attempt)
+        return user
+
+    def login(self, request, user) -> None:
+        super().login(request, user)
+        now = time.time()
+        request.session[SESSION_STARTED] = request.session[SESSION_SEEN] = now
+
     def is_open_for_signup(self, request) -> bool:
         return not get_user_model().objects.exists()
 

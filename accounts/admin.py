@@ -1,6 +1,14 @@
 from django.contrib import admin
 
 from .models import AuditEvent, FirstAdminClaim, TradingAccount
+from .services import audit_record
+
+
+def _shown(account: TradingAccount, name: str) -> str:
+    value = getattr(account, name)
+    if name == "owner":
+        return value.get_username() if value is not None else ""
+    return "" if value is None else str(value)
 
 
 @admin.register(TradingAccount)
@@ -21,7 +29,12 @@ class TradingAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "broker", "host_url"]
     # The ciphertext is never shown or edited here; keys are changed on the account's edit page.
     exclude = ["api_key_encrypted"]
+    # Where the stored key is sent is changed only on the account's edit page (password asked again,
+    # the key re-entered or confirmed for a new host): from here a host change would hand the key to
+    # whatever the new host is at the next health check.
     readonly_fields = [
+        "host_url",
+        "ws_url",
         "api_key_last4",
         "status",
         "consecutive_failures",
@@ -35,9 +48,50 @@ class TradingAccountAdmin(admin.ModelAdmin):
         "updated_at",
     ]
 
+    def has_add_permission(self, request):
+        return False  # an account needs an encrypted key: the add page makes it
+
+    def save_model(self, request, obj, form, change):
+        changes = {}
+        if change and form.changed_data:
+            before = TradingAccount.objects.select_related("owner").get(pk=obj.pk)
+            changes = {f: [_shown(before, f), _shown(obj, f)] for f in form.changed_data}
+        super().save_model(request, obj, form, change)
+        if changes:
+            audit_record(
+                action=AuditEvent.Action.ACCOUNT_CHANGED,
+                user=request.user,
+                account=obj,
+                request=request,
+                message=f"admin {request.user.get_username()} changed {', '.join(changes)}",
+                details={"via": "admin", "changes": changes},
+            )
+
+    def delete_model(self, request, obj):
+        self._audit_deleted(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._audit_deleted(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _audit_deleted(request, accounts) -> None:
+        for a in accounts:
+            audit_record(
+                action=AuditEvent.Action.ACCOUNT_DELETED,
+                user=request.user,
+                account=a,
+                request=request,
+                message=f"admin {request.user.get_username()} deleted {a.name} (owner {a.owner.get_username()})",
+                details={"via": "admin", "host_url": a.host_url, "owner": a.owner.get_username()},
+            )
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail is evidence: the admin reads it, nobody adds, edits or deletes a row."""
+
     list_display = ["created_at", "action", "user", "account_name", "message", "ip_address"]
     list_filter = ["action"]
     search_fields = ["message", "account_name", "user__username"]
@@ -47,6 +101,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

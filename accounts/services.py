@@ -20,6 +20,7 @@ from openalgo_client.ws import BrokerSocket
 
 from . import crypto, events
 from .models import PAPER_BROKERS, Alert, AuditEvent, TradingAccount
+from .security import client_ip
 
 log = logging.getLogger(__name__)
 Status = TradingAccount.Status
@@ -38,7 +39,7 @@ def audit_record(
 ) -> AuditEvent:
     ip = ua = None
     if request is not None:
-        ip = request.META.get("REMOTE_ADDR")
+        ip = client_ip(request)  # behind trusted proxies: the visitor, not the proxy
         ua = request.META.get("HTTP_USER_AGENT", "")[:300]
     return AuditEvent.objects.create(
         action=action,

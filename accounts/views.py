@@ -10,11 +10,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from . import crypto, selectors, services
 from .forms import BROKERS, AccountForm, ConnectionTestForm
 from .models import AuditEvent
+from .security import safe_next_url
 
 
 def _own(request: HttpRequest, pk: int):
@@ -57,6 +60,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("api_key")
 @login_required
 def account_add(request: HttpRequest) -> HttpResponse:
     form = AccountForm(request.POST or None, owner=request.user)
@@ -99,6 +103,7 @@ def _warn_same_server(request: HttpRequest, account) -> None:
         messages.warning(request, warning)
 
 
+@sensitive_post_parameters("api_key")
 @login_required
 def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own(request, pk)
@@ -130,6 +135,7 @@ def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "accounts/account_confirm_delete.html", {"account": account})
 
 
+@sensitive_post_parameters("api_key")
 @login_required
 @require_POST
 def connection_test(request: HttpRequest) -> JsonResponse:
@@ -167,7 +173,7 @@ def paper_accounts(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Added {len(added)} paper account(s): {', '.join(a.name for a in added)}.")
         else:
             messages.info(request, "Every paper account is already added.")
-    return redirect(request.POST.get("next") or "account_list")
+    return redirect(safe_next_url(request, reverse("account_list")))
 
 
 @login_required

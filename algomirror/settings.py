@@ -22,6 +22,12 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # real environment variables win
 
+
+def _env_or(name: str, cast, default):
+    """An empty value means "not set": a copied .env.example with `HTTPS=` keeps the mode's default."""
+    return cast(name) if env.str(name, default="").strip() else default
+
+
 # ---- Mode and secrets
 MODE = env.str("ALGOMIRROR_MODE", default="embedded")
 if MODE not in ("embedded", "production"):
@@ -102,6 +108,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "algomirror.middleware.SessionLifetimeMiddleware",
+    "algomirror.middleware.SensitivePostMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
@@ -206,8 +214,20 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None  # the login form offers "remember me"
-# Five failed logins lock the username (key) and the address (ip) for 15 minutes.
+# Failed passwords: LOGIN_FAILURE_LIMIT failures lock the account (username or email alike) and the
+# client address for LOGIN_LOCK_MINUTES from the last failure (accounts/lockout.py, in the adapter).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCK_MINUTES = env.int("LOGIN_LOCK_MINUTES", default=15)
+# allauth's own limit now guards only the second factor (wrong TOTP codes per user and address).
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/15m/ip,5/15m/key"}
+# The client address behind reverse proxies: X-Forwarded-For counted this many entries from the
+# right (each trusted proxy appends one; the left part is whatever the client sent). 0: the header
+# is ignored and the connecting address is the client. Or a header a trusted proxy overwrites.
+ALLAUTH_TRUSTED_PROXY_COUNT = _env_or("TRUSTED_PROXY_COUNT", env.int, 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="") or None
+# Sensitive actions (host/key changes, …; accounts.security.require_recent_auth) need the password or
+# a TOTP code given within this many seconds; allauth's reauthentication asks for it.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("REAUTHENTICATION_SECONDS", default=300)
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "AlgoMirror: "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "AlgoMirror"
@@ -238,6 +258,12 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # a dead mail server must 
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AlgoMirror <algomirror@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# ---- Sessions: signed out after SESSION_IDLE_MINUTES without activity and SESSION_MAX_HOURS after
+# login (algomirror.middleware.SessionLifetimeMiddleware); the cookie never outlives the latter.
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
+SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
+
 # ---- Security headers and cookies
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -254,17 +280,22 @@ SECURE_CSP = {
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
-    "base-uri": [CSP.SELF],
+    "base-uri": [CSP.NONE],
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF],
 }
-_https = env.bool("HTTPS", default=PRODUCTION)
+_https = _env_or("HTTPS", env.bool, PRODUCTION)
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_https)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_https)
+if _https:
+    # __Host-: the browser accepts the cookie only over HTTPS, for this exact host and path /, so
+    # neither a sibling subdomain nor a plain-HTTP page can plant or overwrite it.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+SECURE_SSL_REDIRECT = _env_or("SECURE_SSL_REDIRECT", env.bool, _https)
+SECURE_HSTS_SECONDS = _env_or("SECURE_HSTS_SECONDS", env.int, 31536000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_or("SECURE_HSTS_INCLUDE_SUBDOMAINS", env.bool, _https)
+SECURE_HSTS_PRELOAD = _env_or("SECURE_HSTS_PRELOAD", env.bool, _https)
 if env.bool("BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.security import safe_next_url
 from accounts.selectors import account_list_visible_to
 
 from . import exports, presenters, selectors, services
@@ -64,8 +65,7 @@ def _confirm_page(
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
-    nxt = request.POST.get("next", "") or request.GET.get("next", "")
-    return nxt if nxt.startswith("/") and not nxt.startswith("//") else default
+    return safe_next_url(request, default)
 
 
 def _client_token(request: HttpRequest) -> str:
@@ -409,8 +409,7 @@ def books(request: HttpRequest) -> HttpResponse:
 
 # ------------------------------------------------------------------ actions
 def _back(request: HttpRequest, default: str = "books") -> HttpResponse:
-    nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else default)
+    return redirect(safe_next_url(request, reverse(default)))
 
 
 def _account(request: HttpRequest, pk: int):

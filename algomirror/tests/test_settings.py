@@ -124,6 +124,7 @@ def test_env_example_documents_every_variable():
     ]:
         text = path.read_text()
         used |= set(re.findall(r'env\.\w+\("([A-Z_]+)"', text))
+        used |= set(re.findall(r'_env_or\("([A-Z_]+)"', text))
         used |= set(re.findall(r'env(?:iron)?(?:\.get|\.setdefault)?\(?\[?"([A-Z][A-Z_]+)"', text))
         used |= set(re.findall(r"\$\{([A-Z_]+)\}", text))
     used -= {"PATH", "DJANGO_SETTINGS_MODULE", "PORT"}  # PORT: set by honcho per process
