@@ -98,7 +98,7 @@ def normalise_base_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")
         raise UrlRejected("The IPv6 address in brackets is not valid.") from None
     scheme = parts.scheme.lower()
     if scheme not in schemes:
-        raise UrlRejected(f"Use a {' or '.join(s + '://' for s in schemes)} URL.")
+        raise UrlRejected(f"Enter a {' or '.join(s + '://' for s in schemes)} URL.")
     if "@" in parts.netloc:
         raise UrlRejected("The URL must not contain a user name or password.")
     try:
