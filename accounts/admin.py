@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 
-from .models import AuditEvent, FirstAdminClaim, TradingAccount
+from openalgo_client.netpolicy import NetworkPolicy
+
+from .models import AllowedNetwork, AuditEvent, FirstAdminClaim, TradingAccount
 from .services import audit_record
 
 
@@ -108,3 +111,20 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 admin.site.register(FirstAdminClaim)
+
+
+@admin.register(AllowedNetwork)
+class AllowedNetworkAdmin(admin.ModelAdmin):
+    """Networks OpenAlgo servers may be on, added to the OPENALGO_ALLOWED_NETWORKS setting."""
+
+    list_display = ["network", "note", "created_at"]
+    search_fields = ["network", "note"]
+
+    def changelist_view(self, request, extra_context=None):
+        setting = NetworkPolicy.parse(settings.OPENALGO_ALLOWED_NETWORKS).describe()
+        messages.info(
+            request,
+            f"The OPENALGO_ALLOWED_NETWORKS setting allows {setting}; the networks listed here are added to it. "
+            "Link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, …) are never allowed.",
+        )
+        return super().changelist_view(request, extra_context)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from openalgo_client import netpolicy
+
 from . import services
 from .models import TradingAccount
 
@@ -42,6 +44,11 @@ class AccountForm(forms.ModelForm):
         max_length=256,
         help_text="From OpenAlgo → API Key. Stored encrypted; only its last 4 characters are ever shown.",
     )
+    send_stored_key = forms.BooleanField(
+        label="Send my stored key to the new server",
+        required=False,
+        help_text="Only when the server moved and the key stays the same; otherwise enter the key again.",
+    )
 
     class Meta:
         model = TradingAccount
@@ -62,9 +69,15 @@ class AccountForm(forms.ModelForm):
     def __init__(self, *args, owner=None, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        # Where the key goes now: validation copies the typed values onto the instance.
+        self.saved_servers = {k: getattr(self.instance, k) for k in ("host_url", "ws_url")}
         self.fields["broker"].required = False
         # The key belongs with the server it opens, before the optional fields.
-        self.order_fields(["name", "host_url", "ws_url", "api_key", "broker", "is_primary", "is_active"])
+        self.order_fields(
+            ["name", "host_url", "ws_url", "api_key", "send_stored_key", "broker", "is_primary", "is_active"]
+        )
+        if not editing:
+            del self.fields["send_stored_key"]
         if editing:
             self.fields["api_key"].required = False
             self.fields[
@@ -79,6 +92,21 @@ class AccountForm(forms.ModelForm):
         if qs.exists():
             raise forms.ValidationError("You already have an account with this name.")
         return name
+
+    def clean_host_url(self):
+        return _normalised(netpolicy.normalise_base_url, self.cleaned_data["host_url"])
+
+    def clean_ws_url(self):
+        return _normalised(netpolicy.normalise_ws_url, self.cleaned_data["ws_url"])
+
+    def server_moved(self) -> bool:
+        """An edit points the account (REST or WebSocket) at another server."""
+        d = self.cleaned_data
+        return any(k in d and not services.same_server(d[k], saved) for k, saved in self.saved_servers.items())
+
+    def sensitive(self) -> bool:
+        """An edit that changes where the key goes, or the key: it needs the password again."""
+        return self.instance.pk is not None and (bool(self.cleaned_data.get("api_key")) or self.server_moved())
 
     def clean(self):
         """One broker account, once: the server and key (the typed key, or the stored one when an
@@ -102,7 +130,18 @@ class AccountForm(forms.ModelForm):
         return key
 
 
+def _normalised(normalise, value: str) -> str:
+    try:
+        return normalise(value)
+    except netpolicy.UrlRejected as e:
+        raise forms.ValidationError(str(e)) from None
+
+
 class ConnectionTestForm(forms.Form):
-    host_url = forms.URLField(max_length=500)
+    host_url = forms.CharField(max_length=500)
     api_key = forms.CharField(max_length=256, required=False)
     account_id = forms.IntegerField(required=False)
+    send_stored_key = forms.BooleanField(required=False)
+
+    def clean_host_url(self):
+        return _normalised(netpolicy.normalise_base_url, self.cleaned_data["host_url"])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
+
+from openalgo_client.netpolicy import parse_entry
 
 from .choices import AccountStatus, AlertKind, AlertLevel, AuditAction, OrderMode, TradingState
 
@@ -167,3 +170,31 @@ class EncryptionCanary(models.Model):
     slot = models.PositiveSmallIntegerField(unique=True, default=1)
     token = models.TextField()
     updated_at = models.DateTimeField(auto_now=True)
+
+
+def _network_entry(value: str) -> None:
+    try:
+        parse_entry(value)
+    except ValueError as e:
+        raise ValidationError(str(e)) from None
+
+
+class AllowedNetwork(models.Model):
+    """A network the administrator allows OpenAlgo servers on, beyond the
+    OPENALGO_ALLOWED_NETWORKS setting (the two are combined). Link-local and cloud-metadata
+    addresses stay refused whatever is listed here (openalgo_client.netpolicy.NEVER)."""
+
+    network = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[_network_entry],
+        help_text="public, loopback, private, or a network such as 192.168.1.0/24 (a single address is fine).",
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="What runs there, for the next administrator.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["network"]
+
+    def __str__(self) -> str:
+        return self.network

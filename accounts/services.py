@@ -7,19 +7,25 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import SynchronousOnlyOperation
+from django.core.signals import setting_changed
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
+from openalgo_client import netpolicy
 from openalgo_client.rest import Funds, OpenAlgoClient, Outcome, Reason
 from openalgo_client.ws import BrokerSocket
 
 from . import crypto, events
-from .models import PAPER_BROKERS, Alert, AuditEvent, TradingAccount
+from .models import PAPER_BROKERS, Alert, AllowedNetwork, AuditEvent, TradingAccount
 from .security import client_ip
 
 log = logging.getLogger(__name__)
@@ -72,12 +78,56 @@ def alert_raise(
     )
 
 
+# ---------------------------------------------------------------- where a broker may be
+# Every client below gets `network_policy` (a callable, read at each new connection, so a change
+# on the admin page applies without a restart). Rows are read at most every POLICY_TTL seconds
+# per process; saving or deleting one resets this process's copy at once.
+POLICY_TTL = 10.0
+_policy_cache: list = []  # [(read at, policy)]
+
+
+def network_policy() -> netpolicy.NetworkPolicy:
+    """The networks OpenAlgo servers may be on: OPENALGO_ALLOWED_NETWORKS plus the administrator's
+    AllowedNetwork rows. If the rows cannot be read (an event loop's thread, a database hiccup),
+    the setting alone applies: fewer networks, never more."""
+    now = time.monotonic()
+    if _policy_cache and now - _policy_cache[0][0] < POLICY_TTL:
+        return _policy_cache[0][1]
+    policy = netpolicy.NetworkPolicy.parse(settings.OPENALGO_ALLOWED_NETWORKS)
+    try:
+        rows = list(AllowedNetwork.objects.values_list("network", flat=True))
+    except (SynchronousOnlyOperation, DatabaseError):
+        log.warning("allowed networks unreadable; the OPENALGO_ALLOWED_NETWORKS setting alone applies")
+        return policy
+    try:
+        policy = policy.merged(netpolicy.NetworkPolicy.parse(rows))
+    except ValueError:
+        log.error("an allowed-network row is malformed; the OPENALGO_ALLOWED_NETWORKS setting alone applies")
+    _policy_cache[:] = [(now, policy)]
+    return policy
+
+
+def network_policy_reset(**_kw) -> None:
+    _policy_cache.clear()
+
+
+post_save.connect(network_policy_reset, sender=AllowedNetwork, dispatch_uid="allowed-network-saved")
+post_delete.connect(network_policy_reset, sender=AllowedNetwork, dispatch_uid="allowed-network-deleted")
+
+
+@receiver(setting_changed)
+def _policy_setting_changed(*, setting, **_kw) -> None:
+    if setting == "OPENALGO_ALLOWED_NETWORKS":
+        network_policy_reset()
+
+
 # ---------------------------------------------------------------- the one way to reach a broker
 # Decryption happens here and nowhere else. Pooled clients are cached per (account, key version):
 # the version is a digest of the stored ciphertext, so an edited or re-encrypted key gets a new
 # client, and no plaintext is ever a cache key. A cached client holds a key *source* that decrypts
 # for the duration of each call, as accounts/crypto.py promises.
 _clients: dict[tuple[int, str], OpenAlgoClient] = {}
+_client_policies: dict[tuple[int, str], netpolicy.NetworkPolicy] = {}
 _clients_lock = threading.Lock()
 
 
@@ -117,13 +167,20 @@ def account_client(account: TradingAccount) -> OpenAlgoClient:
     """A ready, pooled REST client for `account` (raises `crypto.KeyUnreadable`, account halted)."""
     source = _readable_key(account)
     cache_key = (account.pk, _key_version(account))
+    # A pooled client keeps its connections open; one made under another policy is replaced, so
+    # a network the administrator removed is left at once, not when the connection idles out.
+    policy = network_policy()
     with _clients_lock:
         client = _clients.get(cache_key)
-        if client is None or client.host != account.host_url.rstrip("/"):
+        if client is None or client.host != account.host_url.rstrip("/") or _client_policies.get(cache_key) != policy:
             stale = [k for k in _clients if k[0] == account.pk]
             for k in stale:
                 _clients.pop(k).close()
-            client = _clients[cache_key] = OpenAlgoClient(account.host_url, source, timeout=settings.OPENALGO_TIMEOUT)
+                _client_policies.pop(k, None)
+            client = _clients[cache_key] = OpenAlgoClient(
+                account.host_url, source, timeout=settings.OPENALGO_TIMEOUT, policy=network_policy
+            )
+            _client_policies[cache_key] = policy
         return client
 
 
@@ -131,11 +188,31 @@ def account_socket(
     account: TradingAccount, *, on_frames: Callable[[], None], on_closed: Callable[[str], None], **kw
 ) -> BrokerSocket:
     """An unconnected WebSocket to `account`'s OpenAlgo (raises `crypto.KeyUnreadable`, account halted)."""
-    return BrokerSocket(account.ws_url, _readable_key(account), on_frames=on_frames, on_closed=on_closed, **kw)
+    return BrokerSocket(
+        account.ws_url, _readable_key(account), on_frames=on_frames, on_closed=on_closed, policy=network_policy, **kw
+    )
 
 
-def account_connection_test(*, account: TradingAccount, host_url: str) -> PingResult:
-    """Test `host_url` with the stored key of `account` (the user left the key field empty)."""
+class StoredKeyToNewServer(ValueError):
+    """The stored key would go to a server it was not saved for, and nobody said to send it."""
+
+
+STORED_KEY_STAYS = (
+    "The stored key is sent only to the server it was saved for: enter the key again for the new "
+    "server, or tick “Send my stored key to the new server”."
+)
+
+
+def same_server(a: str, b: str) -> bool:
+    return crypto.normalised_host(a) == crypto.normalised_host(b)
+
+
+def account_connection_test(*, account: TradingAccount, host_url: str, send_stored_key: bool = False) -> PingResult:
+    """Test `host_url` with the stored key of `account` (the user left the key field empty).
+    Raises StoredKeyToNewServer for another server unless `send_stored_key` (the caller has
+    re-authenticated the user)."""
+    if not same_server(host_url, account.host_url) and not send_stored_key:
+        raise StoredKeyToNewServer(STORED_KEY_STAYS)
     return connection_test(host_url=host_url, api_key=_readable_key(account))
 
 
@@ -149,20 +226,40 @@ class PingResult:
     message: str = ""
 
 
+# Whatever answered, if it was not OpenAlgo (or nothing answered), the user reads this one text:
+# a closed port, a silent one, an SSH banner and a web server must look alike, or the connection
+# test is a port scanner of the server's network. (How long the answer takes can still differ.)
+NO_OPENALGO_TEXT = "No OpenAlgo server answered at this address: check the URL and that OpenAlgo is running."
+
+
+def openalgo_shaped(res) -> bool:
+    """The reply is OpenAlgo's envelope (`status` success or error): only then is its message
+    ours to show. Bodies of other servers never reach a page or the account's last error."""
+    return res.body.get("status") in ("success", "error") and res.reason is not Reason.NOT_ALLOWED
+
+
+def public_error(res) -> str:
+    """The text a person may see for a failed call to a user-chosen server."""
+    if res.reason is Reason.NOT_ALLOWED:
+        return res.message  # about the URL or the administrator's networks, never the target's words
+    if openalgo_shaped(res) and res.message:
+        return f"OpenAlgo answered: {res.message}"[:300]
+    return NO_OPENALGO_TEXT
+
+
 def connection_test(*, host_url: str, api_key: str | Callable[[], str]) -> PingResult:
     """Ping an OpenAlgo server with a key the user typed (not stored yet). The client is closed
     afterwards: typed keys are never pooled."""
-    with contextlib.closing(OpenAlgoClient(host_url, api_key, timeout=settings.OPENALGO_TIMEOUT)) as client:
-        return _ping_result(client, host_url)
+    client = OpenAlgoClient(host_url, api_key, timeout=settings.OPENALGO_TIMEOUT, policy=network_policy)
+    with contextlib.closing(client):
+        return _ping_result(client)
 
 
-def _ping_result(client: OpenAlgoClient, host_url: str) -> PingResult:
+def _ping_result(client: OpenAlgoClient) -> PingResult:
     res = client.ping()
-    if res.ok:
-        return PingResult(
-            True, str((res.data or {}).get("broker", "")), round(res.latency_ms), Status.CONNECTED, "Connected"
-        )
-    if res.reason is Reason.AUTH:
+    if res.ok and isinstance(res.data, dict):
+        return PingResult(True, str(res.data.get("broker", "")), round(res.latency_ms), Status.CONNECTED, "Connected")
+    if res.reason is Reason.AUTH and openalgo_shaped(res):
         if client.key_is_valid():
             return PingResult(
                 False,
@@ -171,9 +268,7 @@ def _ping_result(client: OpenAlgoClient, host_url: str) -> PingResult:
                 "broker in OpenAlgo, then test again.",
             )
         return PingResult(False, status=Status.INVALID_KEY, message="OpenAlgo rejected this API key.")
-    if res.reason is Reason.UNREACHABLE:
-        return PingResult(False, status=Status.DOWN, message=f"Cannot reach {host_url}: is OpenAlgo running?")
-    return PingResult(False, status=Status.DOWN, message=f"OpenAlgo did not answer properly ({res.message}).")
+    return PingResult(False, status=Status.DOWN, message=public_error(res) if not res.ok else NO_OPENALGO_TEXT)
 
 
 # ---------------------------------------------------------------- funds: the broker's own word
@@ -311,8 +406,10 @@ def account_create(
     paper: bool | None = None,
     request=None,
 ) -> TradingAccount:
-    """Raises DuplicateAccount when the server and key are another account's (any user's).
-    `paper` None: decided from the broker name and brokersim's servers."""
+    """Raises DuplicateAccount when the server and key are another account's (any user's), and
+    netpolicy.UrlRejected for an unusable URL. `paper` None: decided from the broker name and
+    brokersim's servers."""
+    host_url, ws_url = netpolicy.normalise_base_url(host_url), netpolicy.normalise_ws_url(ws_url)
     fingerprint = crypto.account_fingerprint(host_url, api_key)
     with transaction.atomic():
         why = account_duplicate_of(owner=owner, fingerprint=fingerprint)
@@ -349,12 +446,22 @@ def account_create(
     return account
 
 
-def account_update(*, account: TradingAccount, request=None, api_key: str = "", **fields) -> TradingAccount:
+def account_update(
+    *, account: TradingAccount, request=None, api_key: str = "", send_stored_key: bool = False, **fields
+) -> TradingAccount:
     """Update editable fields; a blank `api_key` keeps the stored one. Raises DuplicateAccount
-    when the new server or key are another account's."""
+    when the new server or key are another account's, and StoredKeyToNewServer when the server
+    (REST or WebSocket) moves with a blank key unless `send_stored_key` (the user said so)."""
+    if "host_url" in fields:
+        fields["host_url"] = netpolicy.normalise_base_url(fields["host_url"])
+    if "ws_url" in fields:
+        fields["ws_url"] = netpolicy.normalise_ws_url(fields["ws_url"])
     with transaction.atomic():
         account = TradingAccount.objects.select_for_update().get(pk=account.pk)
         changed = [k for k, v in fields.items() if getattr(account, k) != v]
+        moved = [k for k in ("host_url", "ws_url") if k in changed and not same_server(fields[k], getattr(account, k))]
+        if moved and not api_key and not send_stored_key:
+            raise StoredKeyToNewServer(STORED_KEY_STAYS)
         if api_key or "host_url" in changed:
             host_url = fields.get("host_url", account.host_url)
             fingerprint = account_fingerprint_for(host_url=host_url, api_key=api_key, account=account)
@@ -382,8 +489,9 @@ def account_update(*, account: TradingAccount, request=None, api_key: str = "", 
             user=account.owner,
             account=account,
             request=request,
-            message=f"changed: {', '.join(sorted(changed)) or 'nothing'}",
-            details={"fields": sorted(changed)},
+            message=f"changed: {', '.join(sorted(changed)) or 'nothing'}"
+            + (" (stored key sent to the new server)" if moved and not api_key else ""),
+            details={"fields": sorted(changed), "stored_key_to_new_server": bool(moved and not api_key)},
         )
         events.account_updated(account)
         from .tasks import account_check_task
@@ -499,8 +607,8 @@ def account_check(*, account_id: int) -> TradingAccount | None:
             res = funds  # OpenAlgo answered ping but not funds: a failed check like any other
     if broker_session is None:
         failures = account.consecutive_failures + 1
-        updates.update(consecutive_failures=failures, last_error=res.message[:300], latency_ms=None)
-        if res.reason is Reason.AUTH:
+        updates.update(consecutive_failures=failures, last_error=public_error(res), latency_ms=None)
+        if res.reason is Reason.AUTH and openalgo_shaped(res):
             updates["status"] = Status.SESSION_EXPIRED if client.key_is_valid() else Status.INVALID_KEY
         elif failures >= settings.HEALTH_FAILURES_FOR_DOWN:
             updates["status"] = Status.DOWN

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from allauth.account.decorators import reauthentication_required
+from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +27,25 @@ def _own(request: HttpRequest, pk: int):
     if account is None:
         raise Http404("No such account")
     return account
+
+
+@reauthentication_required
+def _reauthenticated(request: HttpRequest) -> bool:
+    return True
+
+
+def recently_reauthenticated(request: HttpRequest) -> bool:
+    """allauth's own test (password or TOTP within ACCOUNT_REAUTHENTICATION_TIMEOUT). Asked here
+    rather than by decorating the view: allauth would park the POST, typed key and all, in the
+    session to replay it after the password; instead the user submits the form again."""
+    try:
+        return _reauthenticated(request)
+    except ReauthenticationRequired:
+        return False
+
+
+def reauthenticate_url(next_url: str) -> str:
+    return f"{reverse('account_reauthenticate')}?next={quote(next_url, safe='/')}"
 
 
 @login_required
@@ -109,11 +130,20 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own(request, pk)
     form = AccountForm(request.POST or None, instance=account, owner=request.user, editing=True)
     if request.method == "POST" and form.is_valid():
+        if form.sensitive() and not recently_reauthenticated(request):
+            messages.info(request, "Changing the server or the key needs your password again; then save once more.")
+            return redirect(reauthenticate_url(reverse("account_edit", args=[account.pk])))
         d = form.cleaned_data
         fields = {k: d[k] for k in ("name", "broker", "host_url", "ws_url", "is_primary", "is_active")}
         try:
-            saved = services.account_update(account=account, api_key=d.get("api_key", ""), request=request, **fields)
-        except services.DuplicateAccount as e:
+            saved = services.account_update(
+                account=account,
+                api_key=d.get("api_key", ""),
+                send_stored_key=d.get("send_stored_key", False),
+                request=request,
+                **fields,
+            )
+        except (services.DuplicateAccount, services.StoredKeyToNewServer) as e:
             form.add_error(None, str(e))
         else:
             messages.success(request, f"Saved {d['name']}.")
@@ -141,15 +171,27 @@ def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def connection_test(request: HttpRequest) -> JsonResponse:
     form = ConnectionTestForm(request.POST)
     if not form.is_valid():
-        return JsonResponse({"ok": False, "message": "Enter a valid OpenAlgo URL."}, status=400)
+        why = " ".join(form.errors.get("host_url", []))
+        return JsonResponse({"ok": False, "message": f"Enter a valid OpenAlgo URL. {why}".strip()}, status=400)
     key = form.cleaned_data["api_key"].strip()
     host_url = form.cleaned_data["host_url"]
     if key:
         r = services.connection_test(host_url=host_url, api_key=key)
     elif form.cleaned_data["account_id"]:
         account = _own(request, form.cleaned_data["account_id"])
+        send = form.cleaned_data["send_stored_key"]
+        if send and not services.same_server(host_url, account.host_url) and not recently_reauthenticated(request):
+            return JsonResponse(
+                {
+                    "ok": False,
+                    "message": "Sending the stored key to another server needs your password again.",
+                    "reauthenticate": reauthenticate_url(reverse("account_edit", args=[account.pk])),
+                }
+            )
         try:
-            r = services.account_connection_test(account=account, host_url=host_url)
+            r = services.account_connection_test(account=account, host_url=host_url, send_stored_key=send)
+        except services.StoredKeyToNewServer as e:
+            return JsonResponse({"ok": False, "message": str(e)})
         except crypto.KeyUnreadable:
             return JsonResponse({"ok": False, "message": "The stored key is unreadable: enter it again."})
     else:

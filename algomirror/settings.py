@@ -16,6 +16,7 @@ from django.utils.csp import CSP
 
 from core.instance import SECRETS_FILE, ensure_secrets
 from core.keys import BadKeyList, parse_fernet_keys, read_key_file
+from openalgo_client.netpolicy import NetworkPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -331,6 +332,19 @@ if not PRODUCTION:
 
 # ---- AlgoMirror
 OPENALGO_TIMEOUT = env.float("OPENALGO_TIMEOUT", default=10.0)
+# The networks an OpenAlgo server may be on (every request and WebSocket is checked at connect
+# time, on the address connected to): `public` (globally routable addresses), `loopback`,
+# `private` (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) or CIDR networks, comma-separated.
+# The embedded default allows loopback too (OpenAlgo and brokersim on this machine); production
+# allows only public addresses unless configured. Administrators add networks on the admin page
+# (Accounts → Allowed networks). Link-local and cloud-metadata addresses are never allowed.
+OPENALGO_ALLOWED_NETWORKS = env.list(
+    "OPENALGO_ALLOWED_NETWORKS", default=["public"] if PRODUCTION else ["public", "loopback"]
+)
+try:
+    NetworkPolicy.parse(OPENALGO_ALLOWED_NETWORKS)
+except ValueError as _e:
+    raise ImproperlyConfigured(f"OPENALGO_ALLOWED_NETWORKS: {_e}") from None
 # The order form asks "place anyway?" before a limit or trigger price more than this many percent
 # from the last traded price (a typo such as ₹99,999 for ₹812).
 ORDER_PRICE_BAND_PCT = env.float("ORDER_PRICE_BAND_PCT", default=20.0)

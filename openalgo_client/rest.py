@@ -13,6 +13,11 @@ Every call returns a `Result` whose `outcome` follows invariant I2:
   through, so only an orderbook read proves nothing was placed). An order whose outcome is
   UNKNOWN must be reconciled against the broker's books, never blindly re-sent.
 
+The server's address comes from a user: the base URL is normalised (`netpolicy`), endpoints are
+joined under it, and with a `policy` every connection goes only to an address that policy allows
+(checked at connect time, on the address connected to). A refused URL or address is REJECTED
+with Reason.NOT_ALLOWED: nothing was sent.
+
 Reads retry a 429 a few times with a backoff; order writers never do (a retry here would
 bypass the caller's per-host order throttle): the 429 goes back to the caller.
 
@@ -28,6 +33,7 @@ import enum
 import functools
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -35,7 +41,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import httpcore
 import httpx
+
+from . import netpolicy
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,8 @@ class Reason(enum.StrEnum):
     # Semi-auto mode refuses modify, cancel, cancel-all and close with a 403: the key is fine,
     # the action is not allowed (reading it as AUTH would report a dead session or a bad key).
     SEMI_AUTO = "semi_auto"
+    # The URL is unusable or its address is outside the allowed networks: nothing was sent.
+    NOT_ALLOWED = "not_allowed"
 
 
 @dataclass(frozen=True)
@@ -212,8 +223,60 @@ def key_source(api_key: str | KeySource) -> KeySource:
     return api_key if callable(api_key) else (lambda: api_key)
 
 
+Policy = netpolicy.NetworkPolicy | netpolicy.PolicySource
+_ENDPOINT = re.compile(r"^[a-z]+(/[a-z]+)*$")
+_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+
+
+class _Refused(httpcore.ConnectError):
+    """The connect-time address check refused every address: no connection was opened."""
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """httpcore's own socket backend, except that it resolves the host itself, keeps only the
+    addresses the policy allows and connects to one of those (never to the name again)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy if callable(policy) else (lambda: policy)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            addresses = netpolicy.allowed_addresses(host, port, self._policy())
+        except netpolicy.AddressRefused as e:
+            raise _Refused(str(e)) from None
+        except OSError as e:  # the name did not resolve
+            raise httpcore.ConnectError(type(e).__name__) from None
+        last: Exception | None = None
+        for ip in addresses:
+            try:
+                # TLS still verifies the certificate against the URL's host name (httpcore passes
+                # the origin's host as server_hostname, not the address).
+                return super().connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+        raise last  # type: ignore[misc]
+
+
+def _checked_transport(policy: Policy) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(verify=_tls(), limits=_LIMITS, trust_env=False)
+    # httpx takes no network backend, so its pool is rebuilt with the same settings and ours;
+    # test_client_addresses.py proves the check runs (a refused address is never connected to).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=_tls(),
+        max_connections=_LIMITS.max_connections,
+        max_keepalive_connections=_LIMITS.max_keepalive_connections,
+        keepalive_expiry=_LIMITS.keepalive_expiry,
+        network_backend=_CheckedBackend(policy),
+    )
+    return transport
+
+
 class OpenAlgoClient:
-    """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is)."""
+    """One pooled HTTP client per OpenAlgo server. Thread-safe (httpx.Client is).
+
+    `policy` (a NetworkPolicy, or a callable returning the current one) is checked at every new
+    connection; without it any address is reached (brokersim's own tests and benches). The
+    Django side always passes one."""
 
     def __init__(
         self,
@@ -222,16 +285,25 @@ class OpenAlgoClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.host = host.rstrip("/")
         self._api_key = key_source(api_key)
+        try:
+            base = netpolicy.normalise_base_url(host)
+            self._refused = ""
+        except netpolicy.UrlRejected as e:
+            base, self._refused = "http://refused.invalid", str(e)
+        if transport is None and policy is not None:
+            transport = _checked_transport(policy)
         self._http = httpx.Client(
-            base_url=f"{self.host}/api/v1/",
+            base_url=f"{base}/api/v1/",
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=10, max_keepalive_connections=5),
+            limits=_LIMITS,
             verify=_tls(),
             headers={"content-type": "application/json"},
+            follow_redirects=False,  # a redirect would go to an address nobody checked
         )
 
     def __repr__(self) -> str:  # never show the key
@@ -242,6 +314,10 @@ class OpenAlgoClient:
 
     # ------------------------------------------------------------------ transport
     def call(self, endpoint: str, **payload: Any) -> Result:
+        if not _ENDPOINT.match(endpoint):
+            raise ValueError(f"not an OpenAlgo endpoint: {endpoint!r}")
+        if self._refused:
+            return Result(Outcome.REJECTED, Reason.NOT_ALLOWED, message=self._refused)
         body = {"apikey": self._api_key(), **payload}
         retries = 0 if endpoint in ORDER_WRITERS else RATE_LIMIT_RETRIES
         for attempt in range(retries + 1):
@@ -256,6 +332,8 @@ class OpenAlgoClient:
         try:
             resp = self._http.post(endpoint, content=json.dumps(body))
         except httpx.ConnectError as e:
+            if isinstance(e.__cause__, _Refused):
+                return Result(Outcome.REJECTED, Reason.NOT_ALLOWED, message=netpolicy.REFUSED_TEXT)
             return Result(Outcome.REJECTED, Reason.UNREACHABLE, message=f"cannot connect: {type(e).__name__}")
         except httpx.TimeoutException:
             return Result(Outcome.UNKNOWN, Reason.TIMEOUT, message="no answer within the timeout")

@@ -2,6 +2,10 @@
 
 Frames are parsed on the reader thread and queued; `on_frames` is called after each one and
 the asyncio side drains the queue in batches.
+
+With a `policy`, the URL is normalised and the socket is opened by `netpolicy.connect_checked`
+(an allowed address, checked at connect time) and handed to websocket-client, which then never
+resolves or redirects on its own.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import websocket
 
-from . import protocol
-from .rest import KeySource, key_source
+from . import netpolicy, protocol
+from .rest import KeySource, Policy, _tls, key_source
 
 log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 5.0
@@ -35,8 +40,10 @@ class BrokerSocket:
         on_frames: Callable[[], None],
         on_closed: Callable[[str], None],
         connect_timeout: float = 3.0,
+        policy: Policy | None = None,
     ) -> None:
         self.url = url
+        self._policy = policy
         self._api_key = key_source(api_key)
         self._on_frames = on_frames
         self._on_closed = on_closed
@@ -49,13 +56,27 @@ class BrokerSocket:
 
     def connect(self) -> dict:
         """Connect and authenticate (blocking; run it in a thread). Returns the auth reply."""
+        options: dict = {}
         try:
+            if self._policy is not None:
+                options["socket"] = self._checked_socket()
             # Pure-Python UTF-8 validation of every frame cost ~10% of the feed's CPU; JSON parsing
-            # rejects malformed text anyway.
+            # rejects malformed text anyway. No redirects: their target would be unchecked.
             ws = websocket.create_connection(
-                self.url, timeout=self._timeout, enable_multithread=True, skip_utf8_validation=True
+                self.url,
+                timeout=self._timeout,
+                enable_multithread=True,
+                skip_utf8_validation=True,
+                redirect_limit=0,
+                **options,
             )
+        except netpolicy.UrlRejected as e:
+            raise ConnectError(f"{self.url}: {e}") from None
+        except netpolicy.AddressRefused as e:
+            raise ConnectError(str(e)) from None
         except (OSError, websocket.WebSocketException) as e:
+            if "socket" in options:
+                options["socket"].close()
             raise ConnectError(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from None
         try:
             ws.settimeout(AUTH_TIMEOUT)
@@ -76,6 +97,20 @@ class BrokerSocket:
         self._thread = threading.Thread(target=self._read, name=f"feed-reader {self.url}", daemon=True)
         self._thread.start()
         return frame.body
+
+    def _checked_socket(self):
+        url = netpolicy.normalise_ws_url(self.url)
+        policy = self._policy() if callable(self._policy) else self._policy
+        parts = urlsplit(url)
+        host, secure = parts.hostname or "", parts.scheme == "wss"
+        sock = netpolicy.connect_checked(host, parts.port or (443 if secure else 80), policy, self._timeout)
+        if secure:
+            try:
+                sock = _tls().wrap_socket(sock, server_hostname=host)
+            except (OSError, ValueError):
+                sock.close()
+                raise
+        return sock
 
     def _read(self) -> None:
         ws = self._ws
