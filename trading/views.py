@@ -198,6 +198,9 @@ def batch_retry(request: HttpRequest, pk: int, account_id: int) -> HttpResponse:
     name = selectors.group_id(batch.pk)
     if not _confirmed(request):
         entry = next((a for a in selectors.batch_outcome(batch_id=batch.pk) if a["account_id"] == account.pk), None)
+        if entry is not None and (why := selectors.retry_refusal(entry)):
+            messages.error(request, why)
+            return redirect(back)
         legs = [leg for leg in (entry or {}).get("legs", []) if selectors.leg_retryable(leg)]
         items = [
             {

@@ -33,8 +33,9 @@ RETRY_TOKEN = "retry:b{batch}:a{account}"
 def batch_retry(*, user, batch_id: int, account_id: int) -> OrderBatch:
     """Re-issue what batch `batch_id` left undone on one account — an exit still open, an entry
     rejected or never placed — as a new batch, exactly once (the second call returns the first's
-    batch, marked `repeat`). Refused while any of the account's orders still moves: its outcome
-    is not known yet, and an order is never sent again on a guess."""
+    batch, marked `repeat`). Refused while any of the account's orders still moves, or may still
+    be working at the broker (selectors.retry_refusal): its outcome is not known, and an order is
+    never sent again on a guess."""
     token = RETRY_TOKEN.format(batch=batch_id, account=account_id)
     done = OrderBatch.objects.filter(user=user, client_token=token).first()
     if done is not None:
@@ -44,8 +45,8 @@ def batch_retry(*, user, batch_id: int, account_id: int) -> OrderBatch:
     entry = next((a for a in selectors.batch_outcome(batch_id=batch_id) if a["account_id"] == account_id), None)
     if entry is None:
         raise OrderRefused(f"{selectors.group_id(batch_id)} has no order on that account")
-    if entry["working"]:
-        raise OrderRefused(f"{entry['account']}: orders of {selectors.group_id(batch_id)} are still working; wait")
+    if why := selectors.retry_refusal(entry):
+        raise OrderRefused(why)
     legs = [
         Leg(
             leg["symbol"],

@@ -1,0 +1,191 @@
+"""Attacks on issue 19's order-touching changes (exits on reducing/halted accounts, Retry, group
+modify-all / cancel-all, confirmations, close everything tracked, one broker account once, the
+order form's checks, audit rows): interleavings, faults and inputs that try to break I1–I8 and
+S1–S9 — above all a duplicate order or a wrong exit. Each attack that broke main has its fix; each
+that held stays as a test that shows it holds.
+
+Real parts: PostgreSQL, Redis and brokersim; the workers' work is run here, in order, by calling
+the same services the tasks call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.choices import TradingState
+from accounts.tests.factories import account_on
+from trading import selectors, services
+from trading.models import Order, OrderBatch, Position
+from trading.services import Leg
+
+pytestmark = pytest.mark.django_db
+Status = Order.Status
+
+
+@pytest.fixture(autouse=True)
+def _confirm_at_once(settings):
+    settings.ORDER_STATUS_CONFIRM_SECONDS = 0
+
+
+@pytest.fixture
+def profile(paper_clean):
+    used = []
+
+    def on(name: str, index: int = 0):
+        sim = paper_clean[index]
+        sim.sim("POST", "profile", {"profile": name})
+        used.append(sim)
+        return sim
+
+    yield on
+    for sim in used:
+        sim.sim("POST", "reset", {"market": True})
+
+
+def later(seconds: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
+def ltp(sim, symbol="SBIN") -> Decimal:
+    return Decimal(str(sim.ok("quotes", symbol=symbol, exchange="NSE")["data"]["ltp"]))
+
+
+def broker_qty(sim, symbol="SBIN", product="MIS") -> int:
+    return int(sim.ok("openposition", strategy="t", symbol=symbol, exchange="NSE", product=product)["quantity"])
+
+
+def settle(account, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        services.orders_send_account(account_id=account.pk)
+        for pk in Order.objects.filter(account=account, status__in=selectors.LIVE_STATUSES).values_list(
+            "pk", flat=True
+        ):
+            services.order_refresh(order_id=pk)
+
+
+def long_sbin(alice, sim, account, qty=10) -> Position:
+    services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", qty)])
+    settle(account)
+    pos = Position.objects.get(account=account, symbol="SBIN")
+    assert pos.quantity == qty == broker_qty(sim)
+    return pos
+
+
+def live_at_broker(sim, action: str, symbol="SBIN") -> int:
+    """What the broker still has working on `action` for `symbol` (open, or pending)."""
+    rows = sim.ok("orderbook")["data"]["orders"]
+    return sum(
+        int(float(r["quantity"])) - int(float(r.get("filled_quantity") or 0))
+        for r in rows
+        if r["symbol"] == symbol
+        and r["action"] == action
+        and r["order_status"] in ("open", "pending", "trigger pending")
+    )
+
+
+def retry(client, batch, account):
+    url = f"/trading/orders/{batch.pk}/retry/{account.pk}/"
+    return client.post(url, {"confirmed": "1"})
+
+
+# ---------------------------------------------------------------- R1. Retry of an exit whose fate is unknown
+def test_r1_retry_of_an_exit_given_up_while_it_may_rest_at_the_broker_is_refused(client, alice, paper_clean):
+    """Broke on main: a limit exit on a reducing account (issue 19's partial exits) is placed but
+    its reply is lost, and the orderbook stays unreadable until the exit is handed to a human
+    ("needs attention": it may have been placed). Its summary offered Retry, and the retry's exit
+    went out in full next to the resting one: the reduce-only gate counts only accepted/open
+    orders in flight, never one given up. Two sells of 10 rested against a long of 10: a flip."""
+    sim = paper_clean[0]
+    account = account_on(sim, owner=alice)
+    long_sbin(alice, sim, account)
+    services.account_trading_state_set(user=alice, account_id=account.pk, state=TradingState.REDUCING)
+    account.refresh_from_db()
+    price = (ltp(sim) * Decimal("1.05")).quantize(Decimal("0.05"))
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "drop_after_execute", "count": 1})
+    batch = services.orders_create(
+        user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 10, "LIMIT", "MIS", price)]
+    )
+    exit_order = batch.orders.get()
+    assert exit_order.reduce_only
+    services.orders_send_account(account_id=account.pk)
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.UNKNOWN
+    assert live_at_broker(sim, "SELL") == 10  # placed all the same: it rests at the broker
+    sim.sim("POST", "fault", {"endpoint": "orderbook", "kind": "status", "value": 503})
+    services.order_reconcile(order_id=exit_order.pk, now=later(600))
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.ATTENTION, exit_order.last_error
+    client.force_login(alice)
+    r = retry(client, batch, account)
+    assert r.status_code == 302
+    settle(account)
+    sim.sim("DELETE", "fault")
+    assert live_at_broker(sim, "SELL") <= broker_qty(sim) == 10  # main: 20 working against 10 held
+    assert not OrderBatch.objects.filter(client_token__startswith="retry:").exists()
+
+
+# ---------------------------------------------------------------- R2. Retry of an entry never proven dead
+def rejected_outside_order(sim) -> None:
+    """A genuinely rejected order, placed at the broker by hand: the row before ours (Kite carries
+    its status over to a live order behind it)."""
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "reject", "count": 1})
+    body = {"pricetype": "MARKET", "product": "MIS", "quantity": "1"}
+    sim.ok("placeorder", strategy="manual", symbol="INFY", exchange="NSE", action="BUY", **body)
+
+
+def test_r2_retry_of_an_entry_rejected_without_proof_is_refused(client, alice, profile):
+    """Broke on main: on Zerodha a live entry behind a rejected row reads "rejected", and the
+    cancel that would prove it dead fails (OpenAlgo answers 503). After the exit-retry window the
+    entry is taken as rejected, "not proven" — and the summary offered Retry, which placed the
+    entry a second time while the first was still live: both filled, 4 bought for an order of 2."""
+    sim = profile("zerodha")
+    account = account_on(sim, owner=alice)
+    rejected_outside_order(sim)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "pending_reads", "value": 6, "count": 1})
+    batch = services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", 2)])
+    services.orders_send_account(account_id=account.pk)
+    order = batch.orders.get()
+    sim.sim("POST", "fault", {"endpoint": "cancelorder", "kind": "status", "value": 503})
+    for s in (1, 5, 200):
+        services.order_refresh(order_id=order.pk, now=later(s))
+    order.refresh_from_db()
+    assert order.status == Status.REJECTED and "not proven" in order.last_error, (order.status, order.last_error)
+    sim.sim("DELETE", "fault")
+    client.force_login(alice)
+    retry(client, batch, account)
+    settle(account)
+    for _ in range(10):
+        sim.ok("orderbook")  # the transient state ends: the first entry reaches the exchange
+    sim.sim("POST", "price", {"symbol": "SBIN", "exchange": "NSE", "ltp": float(ltp(sim))})
+    assert broker_qty(sim) == 2  # main: 4, the entry placed twice
+
+
+def test_r1b_an_exit_given_up_after_its_attempts_were_proven_absent_is_still_retried(
+    client, alice, paper_clean, settings
+):
+    """The fix must keep Retry where it is safe: the exit's one attempt answered 504 (not placed)
+    and three orderbook reads past the window proved it absent, so it needs attention — Retry is
+    offered, and closes the position once."""
+    settings.EXIT_MAX_ATTEMPTS = 1
+    sim = paper_clean[0]
+    account = account_on(sim, owner=alice)
+    pos = long_sbin(alice, sim, account)
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "status", "value": 504, "count": 1})
+    batch = services.position_close(user=alice, position_id=pos.pk)
+    exit_order = batch.orders.get()
+    services.orders_send_account(account_id=account.pk)
+    for s in (70, 100, 130, 160):
+        services.order_reconcile(order_id=exit_order.pk, now=later(s))
+    exit_order.refresh_from_db()
+    assert exit_order.status == Status.ATTENTION, exit_order.last_error
+    client.force_login(alice)
+    assert f"/retry/{account.pk}/" in client.get(f"/trading/orders/{batch.pk}/").content.decode()
+    r = retry(client, batch, account)
+    assert r.status_code == 302 and OrderBatch.objects.filter(client_token__startswith="retry:").count() == 1
+    settle(account)
+    assert broker_qty(sim) == 0
+    assert len([r for r in sim.ledger() if r["action"] == "SELL"]) == 1  # the 504 executed nothing
