@@ -312,16 +312,20 @@ def batch_modify_all(request: HttpRequest, pk: int) -> HttpResponse:
     form = GroupModifyForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        outcomes = services.batch_modify_all(
-            batch_id=batch.pk,
-            pricetype=d["pricetype"],
-            price=d.get("price") or Decimal(0),
-            trigger_price=d.get("trigger_price") or Decimal(0),
-            quantity=d.get("quantity"),
-            user=request.user,
-        )
-        _outcome_messages(request, name, "modify", outcomes)
-        return redirect("batch_detail", pk=batch.pk)
+        try:
+            outcomes = services.batch_modify_all(
+                batch_id=batch.pk,
+                pricetype=d["pricetype"],
+                price=d.get("price") or Decimal(0),
+                trigger_price=d.get("trigger_price") or Decimal(0),
+                quantity=d.get("quantity"),
+                user=request.user,
+            )
+        except services.OrderRefused as e:
+            form.add_error("quantity", str(e))
+        else:
+            _outcome_messages(request, name, "modify", outcomes)
+            return redirect("batch_detail", pk=batch.pk)
     return render(
         request,
         "trading/batch_modify.html",

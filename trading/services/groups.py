@@ -118,9 +118,23 @@ def batch_modify_all(
 ) -> list[dict]:
     """New terms for every order of the batch working at the broker. `quantity` (optional) is
     each order's new quantity; a split order's children keep theirs (they differ by design).
-    One outcome per order: modified, refused with the broker's reason, or unknown until read."""
+    One outcome per order: modified, refused with the broker's reason, or unknown until read.
+
+    A quantity is in each account's own units, and the batch's orders of one size in lots differ
+    where the brokers count differently (Zerodha's MCX contract vs another broker's 100 units): a
+    quantity for orders whose quantities differ would mean a different size on each, so it is
+    refused as a whole (OrderRefused), as orders_create refuses units there."""
+    live = selectors.batch_live_orders(batch_id=batch_id)
+    if quantity:
+        sizes = sorted({(o.account.name, o.quantity) for o in live if o.status != Status.PENDING and not o.parent_id})
+        if len({q for _, q in sizes}) > 1:
+            each = ", ".join(f"{name}: {q}" for name, q in sizes)
+            raise OrderRefused(
+                f"the orders' quantities differ ({each}): one new quantity would be a different size on each "
+                "account. Change the price or type for all, and each quantity on its own order."
+            )
     out = []
-    for o in selectors.batch_live_orders(batch_id=batch_id):
+    for o in live:
         if o.status == Status.PENDING:
             out.append(_outcome(o, False, "not sent yet: not modified (cancel it, or modify it once it is open)"))
             continue

@@ -189,3 +189,42 @@ def test_r1b_an_exit_given_up_after_its_attempts_were_proven_absent_is_still_ret
     settle(account)
     assert broker_qty(sim) == 0
     assert len([r for r in sim.ledger() if r["action"] == "SELL"]) == 1  # the 504 executed nothing
+
+
+# ---------------------------------------------------------------- G1. modify-all's one quantity on many lot sizes
+def test_g1_modify_all_one_quantity_over_accounts_counting_differently_is_refused(client, alice, paper_clean):
+    """Broke on main: a mirrored CRUDEOIL limit BUY of 2 lots is 2 contracts on Zerodha (lot 1)
+    and 200 units elsewhere (lot 100); orders_create refuses one number in units for both, but
+    modify-all's optional quantity set every order to it. 400 ("4 lots" in units) reached Zerodha
+    as 400 contracts: 200 times the order."""
+    from .test_lots import mcx_crude_future
+
+    kite_sim, units_sim = paper_clean[0], paper_clean[1]
+    crude = mcx_crude_future(units_sim)
+    kite_sim.sim("POST", "profile", {"profile": "zerodha"})
+    try:
+        kite, other = account_on(kite_sim, owner=alice), account_on(units_sim, owner=alice)
+        quote = Decimal(str(units_sim.ok("quotes", symbol=crude, exchange="MCX")["data"]["ltp"]))
+        price = (quote * Decimal("0.9")).quantize(Decimal("1"))
+        batch = services.orders_create(
+            user=alice,
+            accounts=[kite, other],
+            legs=[Leg(crude, "MCX", "BUY", pricetype="LIMIT", product="NRML", price=price, lots=2)],
+        )
+        for a in (kite, other):
+            services.orders_send_account(account_id=a.pk)
+        assert sorted(batch.orders.values_list("quantity", "status")) == [(2, "accepted"), (200, "accepted")]
+        client.force_login(alice)
+        r = client.post(
+            f"/trading/orders/{batch.pk}/modify-all/",
+            {"pricetype": "LIMIT", "price": str(price), "quantity": "400"},
+        )
+        assert r.status_code == 200 and "quantities differ" in r.content.decode()
+        assert batch.orders.get(account=kite).quantity == 2  # main: 400 contracts
+        assert [int(r["quantity"]) for r in kite_sim.ledger() if r["symbol"] == crude] == [2]  # main: [400]
+        # The price alone still changes on every account.
+        r = client.post(f"/trading/orders/{batch.pk}/modify-all/", {"pricetype": "LIMIT", "price": str(price - 1)})
+        assert r.status_code == 302
+        assert set(batch.orders.values_list("price", flat=True)) == {price - 1}
+    finally:
+        kite_sim.sim("POST", "reset")
