@@ -281,7 +281,7 @@ def order_list(
     *, user, account_id: int | None = None, symbol: str = "", status: str = "", sort: str = "", limit: int | None = 200
 ):
     qs = orders_visible_to(user=user, account_id=account_id).exclude(status=Order.Status.SPLIT)
-    group = re.fullmatch(rf"{GROUP_PREFIX}(\d+)", symbol.strip().upper())
+    group = re.fullmatch(rf"{GROUP_PREFIX}([0-9]{{1,18}})", symbol.strip().upper())  # a database integer
     if group:  # "M-2": every order of that mirrored order
         qs = qs.filter(batch_id=int(group[1]))
     elif symbol:

@@ -228,3 +228,41 @@ def test_g1_modify_all_one_quantity_over_accounts_counting_differently_is_refuse
         assert set(batch.orders.values_list("price", flat=True)) == {price - 1}
     finally:
         kite_sim.sim("POST", "reset")
+
+
+# ---------------------------------------------------------------- V. inputs: never a 500, never another's account
+@pytest.mark.parametrize("ids", [["²"], ["9" * 30], ["1", "٣"], ["-1"], [""]])
+def test_v1_the_symbol_check_takes_any_account_ids_without_a_500(client, alice, paper_clean, ids):
+    """Broke on main: "²".isdigit() is True but int("²") raises (500), and a 30-digit id
+    overflowed the database's integer (500 on SQLite)."""
+    account_on(paper_clean[0], owner=alice)
+    client.force_login(alice)
+    r = client.get("/trading/orders/symbol-check/", {"symbol": "SBIN", "exchange": "NSE", "accounts": ids})
+    assert r.status_code == 200, r.content[:200]
+
+
+def test_v2_the_symbol_check_never_asks_another_users_broker(client, alice, paper_clean, django_user_model):
+    """Held: bob's account id in alice's query is not one of hers; nothing reaches bob's broker
+    and nothing of it is answered."""
+    bob = django_user_model.objects.create_user("bob", password="x" * 16)
+    account_on(paper_clean[0], owner=alice)
+    bobs = account_on(paper_clean[1], owner=bob, name="bob-01")
+    client.force_login(alice)
+    # A tripwire on bob's broker: any request to it uses the fault up.
+    for endpoint in ("symbol", "quotes"):
+        paper_clean[1].sim("POST", "fault", {"endpoint": endpoint, "kind": "latency", "value": 1, "count": 1})
+    r = client.get("/trading/orders/symbol-check/", {"symbol": "SBIN", "exchange": "NSE", "accounts": [bobs.pk]})
+    d = r.json()
+    assert d["ok"] is None and "bob" not in r.content.decode()
+    assert len(paper_clean[1].sim("GET", "fault")["faults"]) == 2  # neither used: bob's broker never asked
+    paper_clean[1].sim("DELETE", "fault")
+
+
+@pytest.mark.parametrize("search", ["M-" + "9" * 30, "m-99999999999999999999", "M-0"])
+def test_v3_the_books_group_search_takes_any_number_without_a_500(client, alice, paper_clean, search):
+    """Broke on main (SQLite): "M-<30 digits>" in the orders tab's search overflowed (500)."""
+    account_on(paper_clean[0], owner=alice)
+    client.force_login(alice)
+    r = client.get("/trading/books/", {"tab": "orders", "symbol": search})
+    assert r.status_code == 200
+    assert client.get("/audit/", {"group": search, "account": "9" * 30}).status_code == 200
