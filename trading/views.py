@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -63,9 +64,15 @@ def _confirm_page(
     )
 
 
+def _local(request: HttpRequest, nxt: str) -> bool:
+    """A path on this site. "Starts with / but not //" is not enough: browsers read "/\\host" as
+    "//host", another site (Django's own check knows it)."""
+    return nxt.startswith("/") and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()})
+
+
 def _next_url(request: HttpRequest, default: str) -> str:
     nxt = request.POST.get("next", "") or request.GET.get("next", "")
-    return nxt if nxt.startswith("/") and not nxt.startswith("//") else default
+    return nxt if _local(request, nxt) else default
 
 
 def _client_token(request: HttpRequest) -> str:
@@ -417,7 +424,7 @@ def books(request: HttpRequest) -> HttpResponse:
 # ------------------------------------------------------------------ actions
 def _back(request: HttpRequest, default: str = "books") -> HttpResponse:
     nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else default)
+    return redirect(nxt if _local(request, nxt) else default)
 
 
 def _account(request: HttpRequest, pk: int):

@@ -266,3 +266,17 @@ def test_v3_the_books_group_search_takes_any_number_without_a_500(client, alice,
     r = client.get("/trading/books/", {"tab": "orders", "symbol": search})
     assert r.status_code == 200
     assert client.get("/audit/", {"group": search, "account": "9" * 30}).status_code == 200
+
+
+# ---------------------------------------------------------------- C. confirmations and group actions
+@pytest.mark.parametrize("nxt", ["/\\\\evil.example/", "/\\evil.example/", "//evil.example/", "https://evil.example/"])
+def test_c1_the_confirmations_back_link_and_the_redirect_after_stay_on_this_site(client, alice, paper_clean, nxt):
+    """Broke on main: `next` of "/\\\\evil.example/" passed the "starts with / but not //" test;
+    browsers read a backslash as a slash, so the confirmation's Back link and the redirect after
+    a cancel led to another site."""
+    account = account_on(paper_clean[0], owner=alice)
+    client.force_login(alice)
+    page = client.post(f"/trading/accounts/{account.pk}/close/", {"next": nxt}).content.decode()
+    assert "evil.example" not in page.split("data-confirm-cancel")[0].rsplit("<a", 1)[-1]
+    r = client.post(f"/trading/accounts/{account.pk}/cancel-all/", {"next": nxt, "confirmed": "1"})
+    assert r.status_code == 302 and "evil.example" not in r.url
