@@ -82,8 +82,15 @@ def _outcome(order: Order, ok: bool | None, text: str) -> dict:
 def batch_cancel_all(*, batch_id: int, user=None) -> list[dict]:
     """Cancel every order of the batch still working: queued ones here (a compare-and-set, so a
     worker claiming it at the same instant either sends it or finds it cancelled, never both),
-    those at the broker there. One outcome per order, in account order."""
+    those at the broker there. One outcome per order, in account order. An order being sent, or
+    whose send outcome is unknown, may be live at the broker with no id to cancel it by: it is
+    named as not cancelled (never left out, as if nothing were working)."""
     out = []
+    unsettled = Order.objects.filter(batch_id=batch_id, status__in=[Status.SENDING, Status.UNKNOWN])
+    for o in unsettled.select_related("account").order_by("account__name", "pk"):
+        out.append(
+            _outcome(o, False, "outcome unknown: not cancelled (being read from the broker); cancel it once it shows")
+        )
     for o in selectors.batch_live_orders(batch_id=batch_id):
         if o.status == Status.PENDING:
             why = "cancelled before it was sent"

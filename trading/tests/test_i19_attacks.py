@@ -280,3 +280,99 @@ def test_c1_the_confirmations_back_link_and_the_redirect_after_stay_on_this_site
     assert "evil.example" not in page.split("data-confirm-cancel")[0].rsplit("<a", 1)[-1]
     r = client.post(f"/trading/accounts/{account.pk}/cancel-all/", {"next": nxt, "confirmed": "1"})
     assert r.status_code == 302 and "evil.example" not in r.url
+
+
+def test_c2_another_users_group_cannot_be_cancelled_modified_or_retried(client, alice, paper_clean, django_user_model):
+    """Held: bob posting cancel-all, modify-all or Retry on alice's mirrored order gets a 404 and
+    reaches none of her orders."""
+    account = account_on(paper_clean[0], owner=alice)
+    price = (ltp(paper_clean[0]) * Decimal("0.95")).quantize(Decimal("0.05"))
+    batch = services.orders_create(
+        user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", 1, "LIMIT", "MIS", price)]
+    )
+    services.orders_send_account(account_id=account.pk)
+    bob = django_user_model.objects.create_user("bob", password="x" * 16)
+    account_on(paper_clean[1], owner=bob, name="bob-01")
+    client.force_login(bob)
+    base = f"/trading/orders/{batch.pk}"
+    assert client.post(f"{base}/cancel-all/", {"confirmed": "1"}).status_code == 404
+    assert client.post(f"{base}/modify-all/", {"pricetype": "LIMIT", "price": "1"}).status_code == 404
+    assert client.post(f"{base}/retry/{account.pk}/", {"confirmed": "1"}).status_code == 404
+    assert client.get(base + "/").status_code == 404
+    order = batch.orders.get()
+    assert order.status == Status.ACCEPTED and order.price == price
+
+
+# ---------------------------------------------------------------- W. exits on reducing/halted accounts
+def halted_long(alice, sim, qty=10, product="MIS"):
+    account = account_on(sim, owner=alice)
+    services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", qty, product=product)])
+    settle(account)
+    services.account_trading_state_set(user=alice, account_id=account.pk, state=TradingState.HALTED)
+    account.refresh_from_db()
+    return account
+
+
+def test_w1_a_sell_in_another_product_is_an_entry_on_a_halted_account(alice, paper_clean):
+    """Held: 10 SBIN held in NRML; a SELL in MIS would open a short there, and is refused."""
+    account = halted_long(alice, paper_clean[0], product="NRML")
+    with pytest.raises(services.OrderRefused, match="only exits are allowed"):
+        services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 5, product="MIS")])
+
+
+def test_w2_ours_long_the_broker_short_a_sell_is_never_sent(alice, paper_clean, settings):
+    """Held: our fills say long 10, the broker (a sell of 20 placed outside AlgoMirror) is short
+    10. A SELL 5 on the halted account is written as an exit (ours is long), but the reduce-only
+    gate sends nothing: it would add to the broker's short."""
+    settings.EXIT_BOOKS_AGREE_SECONDS = 0
+    sim = paper_clean[0]
+    account = halted_long(alice, sim)
+    sim.ok(
+        "placeorder",
+        strategy="manual",
+        symbol="SBIN",
+        exchange="NSE",
+        action="SELL",
+        quantity="20",
+        pricetype="MARKET",
+        product="MIS",
+    )
+    assert broker_qty(sim) == -10
+    batch = services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 5)])
+    settle(account)
+    order = batch.orders.get()
+    assert order.reduce_only and order.status == Status.REJECTED and "nothing left to close" in order.last_error
+    assert broker_qty(sim) == -10
+
+
+def test_w3_a_partial_exit_with_one_in_flight_never_sums_beyond_the_position(alice, paper_clean):
+    """Held: long 10, a limit SELL 6 resting (an exit), then a market SELL 6 on the halted
+    account: the second is trimmed to the 4 not already being sold."""
+    sim = paper_clean[0]
+    account = halted_long(alice, sim)
+    price = (ltp(sim) * Decimal("1.05")).quantize(Decimal("0.05"))
+    services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 6, "LIMIT", "MIS", price)])
+    settle(account)
+    second = services.orders_create(user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "SELL", 6)])
+    settle(account)
+    assert second.orders.get().quantity == 4 and broker_qty(sim) == 6
+    assert live_at_broker(sim, "SELL") == 6
+
+
+def test_c3_cancel_all_never_says_nothing_is_working_while_an_order_is_unknown(client, alice, paper_clean):
+    """Broke on main: a limit BUY placed at the broker whose reply was lost is "unknown" (it may be
+    live); cancel-all skipped it and said "nothing is working any more, nothing to cancel"."""
+    sim = paper_clean[0]
+    account = account_on(sim, owner=alice)
+    price = (ltp(sim) * Decimal("0.95")).quantize(Decimal("0.05"))
+    sim.sim("POST", "fault", {"endpoint": "placeorder", "kind": "drop_after_execute", "count": 1})
+    batch = services.orders_create(
+        user=alice, accounts=[account], legs=[Leg("SBIN", "NSE", "BUY", 1, "LIMIT", "MIS", price)]
+    )
+    services.orders_send_account(account_id=account.pk)
+    assert batch.orders.get().status == Status.UNKNOWN
+    client.force_login(alice)
+    r = client.post(f"/trading/orders/{batch.pk}/cancel-all/", {"confirmed": "1"}, follow=True)
+    shown = r.content.decode()
+    assert "nothing is working any more" not in shown
+    assert "outcome unknown" in shown
