@@ -27,7 +27,9 @@ def symbol_check(request: HttpRequest) -> JsonResponse:
     if exchange not in EXCHANGES:
         return JsonResponse({"ok": False, "message": "Choose an exchange."}, status=400)
     accounts = account_list_tradable(user=request.user)
-    ids = [int(i) for i in request.GET.getlist("accounts") if i.isdigit()]
+    # ASCII digits only ("²".isdigit() is True, int("²") raises), and no more than a database
+    # integer holds: anything else names no account of the user's.
+    ids = [int(i) for i in request.GET.getlist("accounts") if i.isascii() and i.isdigit() and len(i) <= 18]
     chosen = list(accounts.filter(pk__in=ids)) if ids else list(accounts)
     try:
         instrument = instrument_check(accounts=chosen, symbol=symbol, exchange=exchange)

@@ -205,6 +205,8 @@ def batch_terms(terms: list[dict]) -> list[dict]:
 
 def _leg_left(leg: dict) -> str:
     sym = leg["symbol"]
+    if leg.get("unsettled"):
+        return f"{sym}: {leg['left']} may still be working at the broker — check it there (not retried from here)"
     if leg["exit"]:
         return f"{sym}: {leg['left']} still open"
     if leg["cause"] == Order.Status.CANCELLED:
@@ -244,13 +246,14 @@ def batch_summary(outcome: list[dict], retries: dict[int, int], retry_url: tuple
                     "; ".join(f"{lg['symbol']} filled {lg['filled']} @ {rupees(lg['average'])}" for lg in legs) + " ✓"
                 )
         else:
-            ok = not any(leg_retryable(leg) for leg in undone)
+            unsettled = any(leg.get("unsettled") for leg in undone)
+            ok = not unsettled and not any(leg_retryable(leg) for leg in undone)
             text = "; ".join(_leg_left(leg) for leg in undone)
             done = len(legs) - len(undone)
             if done and all(leg["close"] for leg in legs):
                 text += f" ({done} other leg{'s' if done != 1 else ''} flat)"
             text += " ✓" if ok else " ✗"
-            if not ok and a["account_id"] not in retries:
+            if not ok and not unsettled and a["account_id"] not in retries:
                 retry = _join(retry_url, a["account_id"]) if retry_url[0] else "retry"
         retried = retries.get(a["account_id"])
         rows.append(

@@ -8,8 +8,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from accounts.selectors import account_list_visible_to
+from core.calendar import trading_day_start
 from core.timefmt import broker_time
 from marketdata import store
 
@@ -59,6 +61,23 @@ WORKING = {Order.Status.PENDING, Order.Status.SENDING, Order.Status.ACCEPTED, Or
 # is done. (Its other "nothing left to close", when the broker's view and ours disagree, is not
 # proof of flat: what only the broker shows is still open there.)
 NOTHING_TO_CLOSE = "the broker shows nothing left to close"
+# Written on an entry taken as rejected after the exit-retry window although the cancel that was
+# to prove it dead failed (fills._attempt_end): the broker may still hold it live.
+NOT_PROVEN = "(not proven:"
+
+
+def _may_be_at_broker(o: Order, day_start) -> bool:
+    """An order that no longer moves here, yet may still be working at the broker: an exit handed
+    to a human while an attempt of it was never proven absent or dead (its broker id kept, a
+    reply lost and never proven absent, queued for approval), or an entry taken as rejected
+    without proof. Sent again, it would be the same order twice — an exit's duplicate a flip,
+    since the reduce-only gate counts only orders it knows are working. Orders of a previous
+    trading day ended with it."""
+    if o.sent_at is None or o.sent_at < day_start:
+        return False
+    if o.status == Order.Status.ATTENTION:
+        return o.broker_orderid is not None or o.absent_reads < max(1, settings.ORDER_ABSENT_READS)
+    return o.status == Order.Status.REJECTED and NOT_PROVEN in o.last_error
 
 
 def _left(o: Order) -> int:
@@ -82,6 +101,7 @@ def batch_outcome(*, batch_id: int) -> list[dict]:
     for o in orders:
         if o.parent_id:
             children.setdefault(o.parent_id, []).append(o)
+    day_start = trading_day_start(timezone.now())
     accounts: dict[int, dict] = {}
     for o in orders:
         if o.parent_id:
@@ -107,6 +127,8 @@ def batch_outcome(*, batch_id: int) -> list[dict]:
             "reasons": sorted({c.last_error for c in undone if c.last_error}),
             "working": sum(1 for c in sent if c.status in WORKING),
             "unknown": any(c.status == Order.Status.UNKNOWN for c in sent),
+            # Left undone here, perhaps not at the broker: never retried from here (a person checks).
+            "unsettled": any(_may_be_at_broker(c, day_start) for c in undone),
             "exit": o.reduce_only,
             "close": o.reduce_only and closes,
         }
@@ -120,8 +142,25 @@ def batch_outcome(*, batch_id: int) -> list[dict]:
 
 def leg_retryable(leg: dict) -> bool:
     """What Retry re-issues: an exit still open, or an entry the broker rejected or that could not
-    be placed (an entry the trader cancelled stays cancelled)."""
-    return leg["left"] > 0 and (leg["exit"] or leg["cause"] != Order.Status.CANCELLED)
+    be placed (an entry the trader cancelled stays cancelled). Never what may still be working at
+    the broker (`unsettled`)."""
+    if leg["left"] <= 0 or leg.get("unsettled"):
+        return False
+    return leg["exit"] or leg["cause"] != Order.Status.CANCELLED
+
+
+def retry_refusal(entry: dict) -> str:
+    """Why one account's part of a batch (an entry of `batch_outcome`) cannot be retried now, or ""."""
+    if entry["working"]:
+        return f"{entry['account']}: orders of this mirrored order are still working; wait"
+    unsettled = [leg["symbol"] for leg in entry["legs"] if leg.get("unsettled")]
+    if unsettled:
+        return (
+            f"{entry['account']}: {', '.join(unsettled)} may still be working at the broker (its last attempt "
+            "was never proven absent): check the broker's order book and close or place it by hand there; "
+            "not retried from here"
+        )
+    return ""
 
 
 def batch_retries(*, batch_id: int) -> dict[int, int]:
@@ -242,7 +281,7 @@ def order_list(
     *, user, account_id: int | None = None, symbol: str = "", status: str = "", sort: str = "", limit: int | None = 200
 ):
     qs = orders_visible_to(user=user, account_id=account_id).exclude(status=Order.Status.SPLIT)
-    group = re.fullmatch(rf"{GROUP_PREFIX}(\d+)", symbol.strip().upper())
+    group = re.fullmatch(rf"{GROUP_PREFIX}([0-9]{{1,18}})", symbol.strip().upper())  # a database integer
     if group:  # "M-2": every order of that mirrored order
         qs = qs.filter(batch_id=int(group[1]))
     elif symbol:

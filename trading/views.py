@@ -198,6 +198,9 @@ def batch_retry(request: HttpRequest, pk: int, account_id: int) -> HttpResponse:
     name = selectors.group_id(batch.pk)
     if not _confirmed(request):
         entry = next((a for a in selectors.batch_outcome(batch_id=batch.pk) if a["account_id"] == account.pk), None)
+        if entry is not None and (why := selectors.retry_refusal(entry)):
+            messages.error(request, why)
+            return redirect(back)
         legs = [leg for leg in (entry or {}).get("legs", []) if selectors.leg_retryable(leg)]
         items = [
             {
@@ -309,16 +312,20 @@ def batch_modify_all(request: HttpRequest, pk: int) -> HttpResponse:
     form = GroupModifyForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        outcomes = services.batch_modify_all(
-            batch_id=batch.pk,
-            pricetype=d["pricetype"],
-            price=d.get("price") or Decimal(0),
-            trigger_price=d.get("trigger_price") or Decimal(0),
-            quantity=d.get("quantity"),
-            user=request.user,
-        )
-        _outcome_messages(request, name, "modify", outcomes)
-        return redirect("batch_detail", pk=batch.pk)
+        try:
+            outcomes = services.batch_modify_all(
+                batch_id=batch.pk,
+                pricetype=d["pricetype"],
+                price=d.get("price") or Decimal(0),
+                trigger_price=d.get("trigger_price") or Decimal(0),
+                quantity=d.get("quantity"),
+                user=request.user,
+            )
+        except services.OrderRefused as e:
+            form.add_error("quantity", str(e))
+        else:
+            _outcome_messages(request, name, "modify", outcomes)
+            return redirect("batch_detail", pk=batch.pk)
     return render(
         request,
         "trading/batch_modify.html",

@@ -41,6 +41,7 @@ from openalgo_client.rest import Outcome, Reason, to_decimal
 
 from .. import events, pnl
 from ..models import Order, Position
+from ..selectors import NOT_PROVEN
 from . import enqueue
 from .attention import EXPIRED_AT_ROLLOVER, exit_needs_attention, sent_before_today, settle_at_rollover
 from .common import LIVE, Status
@@ -244,7 +245,7 @@ def _attempt_end(order: Order, *, text: str, reason: str, fields: dict, now: dt.
     if not order.reduce_only and (proven or (waited and not res.ok)):
         why = reason or "rejected by the broker"
         if not proven:
-            why = f"{why} (not proven: cancel answered {res.message or res.reason})"
+            why = f"{why} {NOT_PROVEN} cancel answered {res.message or res.reason})"
         fields["last_error"] = why[:300]
         return _book(order, status=Status.REJECTED, qty=order.filled_quantity, avg=None, fields=fields)
     if proven:

@@ -33,8 +33,9 @@ RETRY_TOKEN = "retry:b{batch}:a{account}"
 def batch_retry(*, user, batch_id: int, account_id: int) -> OrderBatch:
     """Re-issue what batch `batch_id` left undone on one account — an exit still open, an entry
     rejected or never placed — as a new batch, exactly once (the second call returns the first's
-    batch, marked `repeat`). Refused while any of the account's orders still moves: its outcome
-    is not known yet, and an order is never sent again on a guess."""
+    batch, marked `repeat`). Refused while any of the account's orders still moves, or may still
+    be working at the broker (selectors.retry_refusal): its outcome is not known, and an order is
+    never sent again on a guess."""
     token = RETRY_TOKEN.format(batch=batch_id, account=account_id)
     done = OrderBatch.objects.filter(user=user, client_token=token).first()
     if done is not None:
@@ -44,8 +45,8 @@ def batch_retry(*, user, batch_id: int, account_id: int) -> OrderBatch:
     entry = next((a for a in selectors.batch_outcome(batch_id=batch_id) if a["account_id"] == account_id), None)
     if entry is None:
         raise OrderRefused(f"{selectors.group_id(batch_id)} has no order on that account")
-    if entry["working"]:
-        raise OrderRefused(f"{entry['account']}: orders of {selectors.group_id(batch_id)} are still working; wait")
+    if why := selectors.retry_refusal(entry):
+        raise OrderRefused(why)
     legs = [
         Leg(
             leg["symbol"],
@@ -81,8 +82,15 @@ def _outcome(order: Order, ok: bool | None, text: str) -> dict:
 def batch_cancel_all(*, batch_id: int, user=None) -> list[dict]:
     """Cancel every order of the batch still working: queued ones here (a compare-and-set, so a
     worker claiming it at the same instant either sends it or finds it cancelled, never both),
-    those at the broker there. One outcome per order, in account order."""
+    those at the broker there. One outcome per order, in account order. An order being sent, or
+    whose send outcome is unknown, may be live at the broker with no id to cancel it by: it is
+    named as not cancelled (never left out, as if nothing were working)."""
     out = []
+    unsettled = Order.objects.filter(batch_id=batch_id, status__in=[Status.SENDING, Status.UNKNOWN])
+    for o in unsettled.select_related("account").order_by("account__name", "pk"):
+        out.append(
+            _outcome(o, False, "outcome unknown: not cancelled (being read from the broker); cancel it once it shows")
+        )
     for o in selectors.batch_live_orders(batch_id=batch_id):
         if o.status == Status.PENDING:
             why = "cancelled before it was sent"
@@ -117,9 +125,23 @@ def batch_modify_all(
 ) -> list[dict]:
     """New terms for every order of the batch working at the broker. `quantity` (optional) is
     each order's new quantity; a split order's children keep theirs (they differ by design).
-    One outcome per order: modified, refused with the broker's reason, or unknown until read."""
+    One outcome per order: modified, refused with the broker's reason, or unknown until read.
+
+    A quantity is in each account's own units, and the batch's orders of one size in lots differ
+    where the brokers count differently (Zerodha's MCX contract vs another broker's 100 units): a
+    quantity for orders whose quantities differ would mean a different size on each, so it is
+    refused as a whole (OrderRefused), as orders_create refuses units there."""
+    live = selectors.batch_live_orders(batch_id=batch_id)
+    if quantity:
+        sizes = sorted({(o.account.name, o.quantity) for o in live if o.status != Status.PENDING and not o.parent_id})
+        if len({q for _, q in sizes}) > 1:
+            each = ", ".join(f"{name}: {q}" for name, q in sizes)
+            raise OrderRefused(
+                f"the orders' quantities differ ({each}): one new quantity would be a different size on each "
+                "account. Change the price or type for all, and each quantity on its own order."
+            )
     out = []
-    for o in selectors.batch_live_orders(batch_id=batch_id):
+    for o in live:
         if o.status == Status.PENDING:
             out.append(_outcome(o, False, "not sent yet: not modified (cancel it, or modify it once it is open)"))
             continue

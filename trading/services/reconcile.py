@@ -117,6 +117,9 @@ def _absent_read(order: Order, now: dt.datetime) -> None:
             )
             enqueue.reconcile_later(order.pk, countdown=_next_read_in(order, now))
             return
+        # The proof is stored with the order: an exit given up on it may be retried by a person
+        # (selectors._may_be_at_broker), one given up without it may not.
+        Order.objects.filter(pk=order.pk, status=order.status).update(absent_reads=reads)
         order.absent_reads = reads
     _settle_absent(order, now)
 
