@@ -103,7 +103,8 @@ def decrypts_under_newest(token: str) -> bool:
 
 # ---------------------------------------------------------------- one broker account, once
 # Loopback names for one machine: "localhost:5000" and "127.0.0.1:5000" are the same OpenAlgo.
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+_ANY = "0.0.0.0"  # nosec B104 # a name to compare a host with, never an address bound to
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", _ANY}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

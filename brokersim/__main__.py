@@ -1,10 +1,15 @@
-"""`python -m brokersim --accounts N --seed S [--base-port P] [--accounts-file F] [--profile NAME]`."""
+"""`python -m brokersim --accounts N --seed S [--base-port P] [--accounts-file F] [--profile NAME]`.
+
+Listens on 127.0.0.1 unless `--host` says otherwise; on any other address the /_sim control API
+(reset, faults, prices, stop) needs a token (`--control-token` or BROKERSIM_CONTROL_TOKEN) on every
+request. The accounts file holds every paper account's API key: it is written 0600."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import logging
 import os
@@ -27,7 +32,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5100,
         help="instance i serves REST on P+i and WebSocket on P+3000+i; 0 picks free ports (default 5100)",
     )
-    p.add_argument("--accounts-file", help="write the accounts JSON list here")
+    p.add_argument("--accounts-file", help="write the accounts JSON list here (mode 0600: it holds the API keys)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); any other needs a control token",
+    )
+    p.add_argument(
+        "--control-token",
+        default=os.environ.get("BROKERSIM_CONTROL_TOKEN", ""),
+        help="token every /_sim control request must carry (X-Sim-Token or Authorization: Bearer); "
+        "default $BROKERSIM_CONTROL_TOKEN; required when --host is not loopback",
+    )
     p.add_argument("--tick-rate", type=float, default=5.0, help="market ticks per second (default 5)")
     p.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
     p.add_argument(
@@ -58,6 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.accounts < 0 or args.tick_rate <= 0:
         p.error("--accounts must be >= 0 and --tick-rate > 0")
+    if not is_loopback(args.host) and not args.control_token:
+        p.error(
+            f"--host {args.host} is not loopback: anyone who reaches it could reset books, arm faults or stop "
+            "instances through /_sim; give --control-token (or set BROKERSIM_CONTROL_TOKEN)"
+        )
     # --profile takes either kind: a wire profile (how numbers are rendered) or a broker profile
     # (which brings its own wire profile when it is a real broker's).
     args.broker_profiles = None
@@ -71,6 +92,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown or not args.broker_profiles:
             p.error(f"--profiles: unknown {unknown}; profiles are {', '.join(profiles.PROFILES)}")
     return args
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
+
+
+def write_private(path: str, text: str) -> None:
+    """Write `path` atomically, readable by its user only (it holds API keys), whatever the umask."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode through O_CREAT
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -100,6 +141,8 @@ async def main(args: argparse.Namespace) -> int:
         max_ticks=args.max_ticks,
         history_days=args.history_days,
         auto_rollover=args.auto_rollover,
+        host=args.host,
+        control_token=args.control_token,
     )
     try:
         await sim.start(args.base_port)
@@ -110,11 +153,7 @@ async def main(args: argparse.Namespace) -> int:
     accounts = [inst.info() for inst in sim.instances]
     text = json.dumps(accounts, indent=2)
     if args.accounts_file:
-        os.makedirs(os.path.dirname(os.path.abspath(args.accounts_file)), exist_ok=True)
-        tmp = args.accounts_file + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, args.accounts_file)
+        write_private(args.accounts_file, text + "\n")
     print(text, flush=True)
     print(f"brokersim: {len(accounts)} paper accounts, seed {args.seed}, {args.tick_rate:g} ticks/s", flush=True)
 

@@ -4,6 +4,7 @@ what really happened (ledger, status). Mounted on every instance's REST port; no
 
 from __future__ import annotations
 
+import hmac
 import math
 
 from aiohttp import web
@@ -331,6 +332,26 @@ ROUTES = (
 )
 
 
+def _presented_token(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[len("Bearer ") :].strip()
+    return request.headers.get("X-Sim-Token", "")
+
+
+def guarded(handler):
+    """The control API steers the whole paper broker: with a control token set (brokersim listens
+    beyond loopback), a request without it is refused before the handler reads anything."""
+
+    async def view(request: web.Request) -> web.Response:
+        token = request.app[INSTANCE].sim.control_token
+        if token and not hmac.compare_digest(_presented_token(request).encode(), token.encode()):
+            return respond(403, {"status": "error", "message": "the /_sim control API needs its control token"})
+        return await handler(request)
+
+    return view
+
+
 def add_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path, guarded(handler))

@@ -4,6 +4,7 @@ windows and serving state. Every instance shares the Simulator's market."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -64,12 +65,23 @@ class Instance:
         self.account.listeners.append(self._order_event)
 
     @property
+    def address(self) -> str:
+        """The address clients use: the listening one, or loopback for a wildcard (0.0.0.0, ::)."""
+        host = getattr(self.sim, "host", "127.0.0.1")
+        try:
+            if not host or ipaddress.ip_address(host).is_unspecified:
+                return "127.0.0.1"
+        except ValueError:
+            return host  # a name
+        return f"[{host}]" if ":" in host else host
+
+    @property
     def host(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"http://{self.address}:{self.rest_port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}"
+        return f"ws://{self.address}:{self.ws_port}"
 
     def info(self) -> dict:
         return {

@@ -86,7 +86,7 @@ class Market:
         self.seed = seed
         self.tick_rate = tick_rate
         self.dt = 1.0 / tick_rate
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # nosec B311 # a seeded, reproducible paper market; nothing secret is drawn
         self.paused = False
         self.tick_no = 0
         self._replay_pos = 0
@@ -101,11 +101,11 @@ class Market:
             seed, history_days = int(header["seed"]), int(header["history_days"])
             start = dt.datetime.fromtimestamp(header["start"] / 1000, UTC)
             self.seed, self.tick_rate, self.dt = seed, float(header["tick_rate"]), 1.0 / float(header["tick_rate"])
-            self.rng = random.Random(seed)
+            self.rng = random.Random(seed)  # nosec B311 # replay rebuilds the recorded seeded market
             self.replay = ticks
         # MCX walks draw from their own stream, so adding commodities left every earlier
         # seed's equity and index market exactly as it was.
-        self.mcx_rng = random.Random(f"brokersim-mcx:{self.seed}")
+        self.mcx_rng = random.Random(f"brokersim-mcx:{self.seed}")  # nosec B311 # the seeded MCX walk, reproducible on purpose
         self.start = start.astimezone(UTC).replace(microsecond=(start.microsecond // 1000) * 1000)
         self.spots: dict[str, float] = {}
         self.overrides: dict[tuple[str, str], float] = {}

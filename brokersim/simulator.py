@@ -45,8 +45,13 @@ class Simulator:
         max_ticks: int | None = None,
         history_days: int = 20,
         auto_rollover: bool = False,
+        host: str = "127.0.0.1",
+        control_token: str = "",
     ) -> None:
         self.seed = seed
+        # Where the instances listen; the /_sim control API demands `control_token` when it is set.
+        self.host = host
+        self.control_token = control_token
         # Off by default: a test run that crosses 15:15 or 03:00 IST must not lose its book.
         self.auto_rollover = auto_rollover
         self.api_rate_limit = api_rate_limit
@@ -167,7 +172,7 @@ class Simulator:
     async def start_rest(self, inst: Instance, port: int) -> None:
         runner = web.AppRunner(make_rest_app(inst), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, port, reuse_address=True)
         await site.start()
         inst.rest_port = site._server.sockets[0].getsockname()[1]
         inst.rest_runner = runner
@@ -190,7 +195,7 @@ class Simulator:
     async def start_ws(self, inst: Instance, port: int) -> None:
         runner = web.AppRunner(make_ws_app(inst), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, port, reuse_address=True)
         await site.start()
         inst.ws_port = site._server.sockets[0].getsockname()[1]
         inst.ws_site, inst.ws_runner = site, runner

@@ -52,12 +52,13 @@ def stop(proc: subprocess.Popen) -> None:
 class Broker:
     """One simulated OpenAlgo instance, seen from the outside."""
 
-    def __init__(self, info: dict) -> None:
+    def __init__(self, info: dict, *, token: str = "") -> None:
+        """`token`: the control token, for a brokersim started with one (--control-token)."""
         self.info = info
         self.host = info["host"]
         self.ws_url = info["ws_url"]
         self.api_key = info["api_key"]
-        self.http = httpx.Client(base_url=self.host, timeout=10)
+        self.http = httpx.Client(base_url=self.host, timeout=10, headers={"X-Sim-Token": token} if token else {})
 
     def api(self, endpoint: str, **body) -> httpx.Response:
         body.setdefault("apikey", self.api_key)

@@ -1,11 +1,15 @@
 """CSV of each books tab: plain figures (money always with two decimals, rounded as on screen),
 instants as full IST datetimes ("2026-12-02 10:32:29", brokers' bare times given their date),
 statuses as the page words them and why an order failed; every row the filters match (the page
-shows the newest 200 orders; the CSV holds all of them)."""
+shows the newest 200 orders; the CSV holds all of them).
+
+Every text cell is made safe for a spreadsheet (safe_cell): account names are the user's text and
+broker-copied rows (strategy tags, order ids, reject reasons) the outside world's."""
 
 from __future__ import annotations
 
 import csv
+import re
 
 from django.http import HttpResponse
 
@@ -60,6 +64,20 @@ COLUMNS = {
     "holdings": ["account", "symbol", "exchange", "quantity", "average_price", "ltp", "pnl"],
     "funds": ["account", "available_cash", "collateral", "utilised", "m2m", "as_of_ist"],
 }
+
+
+# What Excel, LibreOffice and Google Sheets read as the start of a formula (a tab or CR first lets
+# one through after the spreadsheet trims it).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def safe_cell(value):
+    """A text cell that a spreadsheet would evaluate, shown as text (a leading apostrophe); a
+    number, negative money included ("-1561.25"), stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 MONEY = {
@@ -145,5 +163,5 @@ def books_csv(tab: str, data) -> HttpResponse:
     resp["Content-Disposition"] = f'attachment; filename="algomirror-{tab}.csv"'
     w = csv.writer(resp)
     w.writerow(COLUMNS[tab])
-    w.writerows(rows)
+    w.writerows([safe_cell(c) for c in row] for row in rows)
     return resp

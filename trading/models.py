@@ -39,7 +39,9 @@ class OrderBatch(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "client_token"], condition=~Q(client_token=""), name="one_batch_per_client_token"
+                fields=["user", "client_token"],
+                condition=~Q(client_token=""),  # nosec B106 # a duplicate-submit guard, not a password
+                name="one_batch_per_client_token",
             ),
         ]
 

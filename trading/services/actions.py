@@ -197,7 +197,7 @@ def position_close(*, user, position_id: int, client_token: str = "") -> OrderBa
 # A close-out's batch carries a token naming its account and the close-out before it: two runs
 # that start from the same state derive the same token, so the database makes one batch of them
 # even if the lock below was lost. The prefix is also how a running close-out is recognised.
-CLOSE_ALL_TOKEN = "close-all:a{account}:after{previous}"
+CLOSE_ALL_TOKEN = "close-all:a{account}:after{previous}"  # nosec B105 # the idempotency key's template, not a password
 # Orders that will still move on their own; an exit needing attention will not (a person must
 # act), so a close-out stuck there does not stand in for a new one.
 _RUNNING = [Status.PENDING, Status.SENDING, Status.ACCEPTED, Status.UNKNOWN, Status.OPEN]

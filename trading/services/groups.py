@@ -27,7 +27,7 @@ from .actions import account_close_all, order_cancel, order_modify
 from .common import Leg, OrderRefused, Status, audit_order
 from .create import orders_create
 
-RETRY_TOKEN = "retry:b{batch}:a{account}"
+RETRY_TOKEN = "retry:b{batch}:a{account}"  # nosec B105 # the idempotency key's template, not a password
 
 
 def batch_retry(*, user, batch_id: int, account_id: int) -> OrderBatch:
