@@ -98,6 +98,14 @@ def _function_level_imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+# The only function-level imports of another package that are allowed, each with its reason.
+FUNCTION_LEVEL_ALLOWED = {
+    # Celery's worker_init runs before Django is set up; the project layer may import any app, so
+    # no cycle can hide here.
+    ("algomirror/celery.py", "accounts.keycheck"),
+}
+
+
 def test_no_import_inside_a_function_reaches_another_of_our_packages():
     """A function-level import is how a cycle between apps hides from the contracts' reader."""
     offenders = []
@@ -107,7 +115,11 @@ def test_no_import_inside_a_function_reaches_another_of_our_packages():
                 continue
             for line, module in _function_level_imports(path):
                 top = module.split(".")[0]
-                if top in OURS and top != package:
+                if (
+                    top in OURS
+                    and top != package
+                    and (str(path.relative_to(ROOT)), module) not in FUNCTION_LEVEL_ALLOWED
+                ):
                     offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert not offenders, "\n".join(offenders)
 

@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from accounts.keycheck import require_readable_keys
 from marketdata.selectors import market_status_now
 from marketdata.services import feed_accounts, rest_quotes
 from marketdata.stream import FeedEngine
@@ -40,7 +41,5 @@ class Command(BaseCommand):
     help = "Run the shared broker feed (one per installation; a second one waits for the lock)."
 
     def handle(self, *args, **opts):
-        from accounts.keycheck import require_readable_keys
-
         require_readable_keys()  # stop here if the encryption keys cannot read the stored data
         asyncio.run(run())

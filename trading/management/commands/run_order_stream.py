@@ -7,6 +7,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from accounts.keycheck import require_readable_keys
 from trading.orderstream import OrderStreams
 
 
@@ -17,8 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--refresh", type=float, default=10.0, help="seconds between account list reloads")
 
     def handle(self, *args, **opts):
-        from accounts.keycheck import require_readable_keys
-
         require_readable_keys()  # stop here if the encryption keys cannot read the stored data
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
