@@ -75,7 +75,7 @@ lint: $(STAMP)
 test: $(STAMP) services browser lint
 	$(PY) -m pytest brokersim
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror
-	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror -m "not stack"
+	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror -m "not stack and not once"
 
 bench: $(STAMP) services
 	$(PY) bench/brokersim_bench.py

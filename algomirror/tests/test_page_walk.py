@@ -22,7 +22,7 @@ from trading import services
 from trading.models import Order
 from trading.services import Leg
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.once]
 
 
 def _slug(path: str) -> str:
