@@ -74,8 +74,8 @@ lint: $(STAMP)
 # (the whole-stack tests run once: `make run` always uses the embedded SQLite).
 test: $(STAMP) services browser lint
 	$(PY) -m pytest brokersim
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror
-	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading algomirror -m "not stack and not once"
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading strategies algomirror
+	DATABASE_URL=$(SQLITE_URL) $(PY) -m pytest core openalgo_client accounts marketdata trading strategies algomirror -m "not stack and not once"
 
 bench: $(STAMP) services
 	$(PY) bench/brokersim_bench.py
