@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from allauth.account.adapter import get_adapter
+from allauth.account.forms import ChangePasswordForm
 from django import forms
 
 from openalgo_client import netpolicy
@@ -145,3 +147,15 @@ class ConnectionTestForm(forms.Form):
 
     def clean_host_url(self):
         return _normalised(netpolicy.normalise_base_url, self.cleaned_data["host_url"])
+
+
+class LockedChangePasswordForm(ChangePasswordForm):
+    """allauth's password change, with the current password checked like a login (the lockout
+    counts its failures and refuses while locked), not by a bare check_password: otherwise a
+    session alone could guess the password here far faster than the lockout allows anywhere else."""
+
+    def clean_oldpassword(self) -> str:
+        password = self.cleaned_data.get("oldpassword", "")
+        if not get_adapter().reauthenticate(self.user, password):
+            raise get_adapter().validation_error("enter_current_password")
+        return password

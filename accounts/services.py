@@ -204,7 +204,14 @@ STORED_KEY_STAYS = (
 
 
 def same_server(a: str, b: str) -> bool:
-    return crypto.normalised_host(a) == crypto.normalised_host(b)
+    """Whether the stored key may go to `a` as it went to `b`: the same server, reached the same
+    way. Unlike the one-account-once fingerprint, http:// and https:// differ here: dropping TLS
+    sends the key in clear text (to another port), so it is a move like any other."""
+    return crypto.normalised_host(a) == crypto.normalised_host(b) and _encrypted(a) == _encrypted(b)
+
+
+def _encrypted(url: str) -> bool:
+    return url.strip().lower().startswith(("https://", "wss://"))
 
 
 def account_connection_test(*, account: TradingAccount, host_url: str, send_stored_key: bool = False) -> PingResult:

@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.routing import websocket_urlpatterns as accounts_ws  # noqa: E402
+from algomirror.middleware import SessionLifetimeGuard  # noqa: E402
 from marketdata.routing import websocket_urlpatterns as marketdata_ws  # noqa: E402
 from trading.routing import websocket_urlpatterns as trading_ws  # noqa: E402
 
@@ -23,7 +24,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(accounts_ws + marketdata_ws + trading_ws))
+            AuthMiddlewareStack(SessionLifetimeGuard(URLRouter(accounts_ws + marketdata_ws + trading_ws)))
         ),
     }
 )

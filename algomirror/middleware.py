@@ -16,10 +16,31 @@ from accounts.security import SENSITIVE_POST_FIELDS
 _SEEN_GRANULARITY = 15.0
 
 
+def session_ended(session, now: float) -> str:
+    """Why this session is over (idle too long, or past its lifetime), or "" while it lasts. A
+    session without the limits' clock (from before them) is not ended here."""
+    started, seen = session.get(SESSION_STARTED), session.get(SESSION_SEEN)
+    if started is not None and now - started >= settings.SESSION_MAX_HOURS * 3600:
+        return f"Signed out: sessions last at most {settings.SESSION_MAX_HOURS} hours."
+    if seen is not None and now - seen >= settings.SESSION_IDLE_MINUTES * 60:
+        return f"Signed out after {settings.SESSION_IDLE_MINUTES} minutes without activity."
+    return ""
+
+
+def _background(request: HttpRequest) -> bool:
+    """A request a page's script made on its own, not the person: our scripts say so, and a
+    browser marks every fetch and XHR `Sec-Fetch-Dest: empty` (over HTTPS); a GET so marked is a
+    poll, a POST so marked is a button the person pressed."""
+    if request.headers.get("X-Requested-With") == "fetch":
+        return True
+    return request.method in ("GET", "HEAD") and request.headers.get("Sec-Fetch-Dest") == "empty"
+
+
 class SessionLifetimeMiddleware:
     """Signs a session out after SESSION_IDLE_MINUTES without a request from the person, and
     SESSION_MAX_HOURS after its login whatever the activity. Background refreshes of live pages
-    (`X-Requested-With: fetch`) are not activity: an open dashboard left alone still times out.
+    (`_background`) are not activity: an open dashboard left alone still times out. WebSockets
+    are held to the same limits at their handshake (`SessionLifetimeGuard`).
 
     After a sign-out the request goes on as anonymous, so a protected page answers with the
     login redirect and the login's `next` brings the person back."""
@@ -42,11 +63,10 @@ class SessionLifetimeMiddleware:
             session[SESSION_STARTED] = started if started is not None else now
             session[SESSION_SEEN] = seen if seen is not None else now
             return
-        if now - started >= settings.SESSION_MAX_HOURS * 3600:
-            self._end(request, f"Signed out: sessions last at most {settings.SESSION_MAX_HOURS} hours.")
-        elif now - seen >= settings.SESSION_IDLE_MINUTES * 60:
-            self._end(request, f"Signed out after {settings.SESSION_IDLE_MINUTES} minutes without activity.")
-        elif request.headers.get("X-Requested-With") != "fetch" and now - seen >= _SEEN_GRANULARITY:
+        why = session_ended(session, now)
+        if why:
+            self._end(request, why)
+        elif not _background(request) and now - seen >= _SEEN_GRANULARITY:
             session[SESSION_SEEN] = now
 
     @staticmethod
@@ -67,3 +87,24 @@ class SensitivePostMiddleware:
     def __call__(self, request: HttpRequest):
         request.sensitive_post_parameters = list(SENSITIVE_POST_FIELDS)
         return self.get_response(request)
+
+
+class SessionLifetimeGuard:
+    """Channels middleware, inside AuthMiddlewareStack: a WebSocket handshake whose session is
+    idle too long or past its lifetime is anonymous (every consumer then refuses it), as the same
+    cookie would be signed out on its next page."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        from channels.db import database_sync_to_async
+        from django.contrib.auth.models import AnonymousUser
+
+        user = scope.get("user")
+        session = scope.get("session")
+        if user is not None and session is not None:
+            authenticated = await database_sync_to_async(lambda: user.is_authenticated)()
+            if authenticated and await database_sync_to_async(session_ended)(session, time.time()):
+                scope = {**scope, "user": AnonymousUser()}
+        return await self.inner(scope, receive, send)

@@ -229,6 +229,11 @@ ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="
 # Sensitive actions (host/key changes, …; accounts.security.require_recent_auth) need the password or
 # a TOTP code given within this many seconds; allauth's reauthentication asks for it.
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("REAUTHENTICATION_SECONDS", default=300)
+# Adding or changing an email address or the password asks for it too: with the session alone, an
+# address of someone else's and a reset mail to it would hand over the password (and so every
+# re-authentication above). The password change checks the old password through the lockout.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_FORMS = {"change_password": "accounts.forms.LockedChangePasswordForm"}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "AlgoMirror: "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "AlgoMirror"

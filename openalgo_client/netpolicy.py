@@ -76,6 +76,7 @@ REFUSED_TEXT = "This address is not in the networks the administrator allows for
 
 # ---------------------------------------------------------------- URLs
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -137,6 +138,15 @@ def _host(hostname: str, *, bracketed: bool) -> str:
     hostname = hostname.lower()
     if not _HOST_NAME.match(hostname) or len(hostname) > 253:
         raise UrlRejected("The host name is not valid.")
+    if _NUMERIC_LABEL.match(hostname.rstrip(".").rsplit(".", 1)[-1]):
+        # No top-level domain is a number, so this is meant as an IPv4 address. Only the plain
+        # dotted quad is taken: 0x7f.1, 2130706433 or 0177.0.0.1 mean 127.0.0.1 to the resolver,
+        # other spellings to the HTTP client (which refuses 01.2.3.4 outright), and one server
+        # written two ways would look like two.
+        try:
+            return str(ipaddress.IPv4Address(hostname))
+        except ValueError:
+            raise UrlRejected("Write an IPv4 address as four numbers 0-255, e.g. 192.168.1.10.") from None
     return hostname
 
 

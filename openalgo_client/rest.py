@@ -296,6 +296,10 @@ class OpenAlgoClient:
             base, self._refused = "http://refused.invalid", str(e)
         if transport is None and policy is not None:
             transport = _checked_transport(policy)
+        try:
+            httpx.URL(base)
+        except httpx.InvalidURL:  # a stored URL from before today's checks: refused, never a crash
+            base, self._refused = "http://refused.invalid", "The URL is not valid."
         self._http = httpx.Client(
             base_url=f"{base}/api/v1/",
             timeout=timeout,

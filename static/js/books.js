@@ -113,7 +113,7 @@
     if (refreshing) { again = true; return; }
     var url = new URL(location.href);
     url.searchParams.set("fragment", "positions");
-    refreshing = fetch(url, { credentials: "same-origin" })
+    refreshing = fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
       .then(function (html) {
         root.innerHTML = html;

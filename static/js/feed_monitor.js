@@ -28,7 +28,7 @@
     }).join("") || "<tr><td colspan='3' class='text-slate-400'>Nothing yet.</td></tr>";
   }
   function poll() {
-    fetch(root.dataset.url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(render)
+    fetch(root.dataset.url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (r) { return r.json(); }).then(render)
       .catch(function () { put("headline", "This page lost contact with AlgoMirror; retrying…"); badge("badge-down", "Down"); });
   }
   document.querySelectorAll("time[data-ms]").forEach(function (t) { t.textContent = AM.istTime(new Date(Number(t.dataset.ms)).toISOString()); });
