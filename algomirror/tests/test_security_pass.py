@@ -475,6 +475,8 @@ ADMIN_ANSWERS = {
     "admin:view_on_site": (404, "no model here has a public page (get_absolute_url)"),
     "admin:autocomplete": (403, "asked without the field it completes"),
     "admin:accounts_auditevent_add": (403, "audit rows are never added by hand"),
+    "admin:accounts_auditevent_delete": (403, "audit rows are read-only in the admin"),
+    "admin:accounts_tradingaccount_add": (403, "accounts are added on their own page, which encrypts the key"),
     "mfa_deactivate_totp": (404, "no TOTP set up to deactivate"),
     "mfa_view_recovery_codes": (404, "no recovery codes generated yet"),
     "mfa_download_recovery_codes": (404, "no recovery codes generated yet"),
