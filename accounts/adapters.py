@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.shortcuts import render
 
 from . import lockout
+from .security import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ class FirstUserAdapter(DefaultAccountAdapter):
         # allauth's limit still guards the second-factor step.
         self._attempt = lockout.begin(request, credentials)
         if self._attempt is None:
+            # Refused before the password is checked, so Django's user_login_failed (the audit
+            # trail) never fires: a line here keeps every attempt on record (S2), without flooding
+            # the audit table during an attack.
+            who = str(credentials.get("username") or credentials.get("email") or "")[:150]
+            log.warning("login refused (locked out): %r from %s", who, client_ip(request))
             raise self.validation_error("too_many_login_attempts")
 
     def authenticate(self, request, **credentials):

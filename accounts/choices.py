@@ -75,6 +75,7 @@ class AlertLevel(models.TextChoices):
 
 
 class AlertKind(models.TextChoices):
+    KEY_UNREADABLE = "key_unreadable", "API key unreadable: account halted"
     EXIT_NEEDS_ATTENTION = "exit_attention", "Exit needs attention"
     EXIT_FOUND = "exit_found", "Exit found at the broker after all"
     BROKER_UNREADABLE = "broker_unreadable", "Broker books unreadable"

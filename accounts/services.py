@@ -140,10 +140,26 @@ def _key_source(ciphertext: str) -> Callable[[], str]:
 
 
 def _readable_key(account: TradingAccount) -> Callable[[], str]:
-    """The account's key source, after proving it decrypts; an unreadable key halts the account
-    (once) and raises `crypto.KeyUnreadable`, so nothing is sent to its broker."""
+    """The account's key source, after proving it decrypts and belongs to this account; an
+    unreadable key halts the account (once) and raises `crypto.KeyUnreadable`, so nothing is sent
+    to its broker.
+
+    Belongs: another account's ciphertext copied into this row decrypts fine (Fernet binds no
+    associated data), so the plaintext is checked against the row's keyed fingerprint of server +
+    key (set whenever either changes). A mismatch is treated as unreadable: that key was never
+    saved for this server. (Rows from before fingerprints have none and are not checked.)"""
     try:
-        crypto.decrypt(account.api_key_encrypted)
+        plaintext = crypto.decrypt(account.api_key_encrypted)
+        if account.key_fingerprint and crypto.account_fingerprint(account.host_url, plaintext) != (
+            account.key_fingerprint
+        ):
+            log.error(
+                "account %s: the stored API key is not the one saved for this account (its fingerprint "
+                "differs: a ciphertext copied from another row, or SECRET_KEY changed without "
+                "`manage.py account_fingerprints`); halted",
+                account.pk,
+            )
+            raise crypto.KeyUnreadable
     except crypto.KeyUnreadable:
         from .keycheck import key_list_current
 
@@ -767,6 +783,13 @@ def _mark_key_unreadable(account: TradingAccount) -> TradingAccount:
         account.refresh_from_db()
         if first_time:
             log.error("account %s: stored API key cannot be decrypted; halted", account.pk)
+            alert_raise(
+                kind=Alert.Kind.KEY_UNREADABLE,
+                level=Alert.Level.CRITICAL,
+                account=account,
+                message=f"{account.name}: the stored API key cannot be used; the account is halted and nothing "
+                "is sent to its broker. Re-enter the API key on the account page.",
+            )
             audit_record(
                 action=AuditEvent.Action.KEY_UNREADABLE,
                 user=account.owner,

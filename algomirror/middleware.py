@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest
+from django.utils.cache import patch_cache_control
 
 from accounts.adapters import SESSION_SEEN, SESSION_STARTED
 from accounts.security import SENSITIVE_POST_FIELDS
@@ -49,9 +50,15 @@ class SessionLifetimeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        if request.user.is_authenticated:
+        signed_in = request.user.is_authenticated
+        if signed_in:
             self._check(request)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if signed_in and not response.has_header("Cache-Control"):
+            # A signed-in page is not kept by the browser or a proxy: after logout the back button
+            # must not show it again (S3), and a shared cache must never hand it to someone else.
+            patch_cache_control(response, private=True, no_store=True)
+        return response
 
     def _check(self, request: HttpRequest) -> None:
         session = request.session

@@ -383,10 +383,13 @@ def test_two_accounts_on_one_openalgo_share_its_limit(alice, tmp_path):
     try:
         sim = Broker(info[0])
         # The same broker account twice is refused since fingerprints (issue 19): the second row
-        # is made behind the service's back, as one from before them, to load one host from two.
+        # is made behind the service's back, as one from before them (no fingerprint: a copied key
+        # is otherwise refused at decryption, S6), to load one host from two.
         accounts = [account_on(sim, owner=alice, name="same-host-0")]
         accounts.append(TradingAccountFactory(owner=alice, name="same-host-1", host_url=sim.host, ws_url=sim.ws_url))
-        TradingAccount.objects.filter(pk=accounts[1].pk).update(api_key_encrypted=accounts[0].api_key_encrypted)
+        TradingAccount.objects.filter(pk=accounts[1].pk).update(
+            api_key_encrypted=accounts[0].api_key_encrypted, key_fingerprint=None
+        )
         accounts[1].refresh_from_db()
         batches = [
             services.orders_create(user=alice, accounts=[a], legs=[Leg("SBIN", "NSE", "BUY", 1)] * 6) for a in accounts
