@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -126,20 +125,9 @@ def test_s1_a_forced_exception_renders_a_generic_500(alice, settings):
             assert leak not in body, f"{url}: the 500 page shows {leak!r}"
 
 
-def test_s1_pinned_dependencies_have_no_known_vulnerabilities():
-    """`pip-audit` over requirements.txt. pip-audit is not in the shared venv (nothing may be pip
-    installed here): skipped until it is; bandit's part of S1 is in test_s1_deployment_hygiene."""
-    tool = shutil.which("pip-audit") or str(ROOT / ".venv" / "bin" / "pip-audit")
-    if not os.path.exists(tool):
-        pytest.skip("pip-audit is not installed in this environment")
-    done = subprocess.run(
-        [tool, "-r", "requirements.txt", "--progress-spinner", "off"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+# S1's "pip-audit shows 0 known vulnerabilities" is not tested here: pip-audit needs a
+# vulnerability database, and none is reachable from this machine (tried: every package "could not
+# be audited"). A skipped test would only pretend; the gap is stated in issue 11's closing note.
 
 
 # =================================================================== S2. Brute-force login
