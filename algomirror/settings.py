@@ -233,7 +233,7 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("REAUTHENTICATION_SECONDS", default=3
 # address of someone else's and a reset mail to it would hand over the password (and so every
 # re-authentication above). The password change checks the old password through the lockout.
 ACCOUNT_REAUTHENTICATION_REQUIRED = True
-ACCOUNT_FORMS = {"change_password": "accounts.forms.LockedChangePasswordForm"}
+ACCOUNT_FORMS = {"change_password": "accounts.forms.LockedChangePasswordForm"}  # nosec B105 # a form path, no secret
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "AlgoMirror: "
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "AlgoMirror"
