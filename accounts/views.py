@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from allauth.account.decorators import reauthentication_required
-from allauth.core.exceptions import ReauthenticationRequired
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +17,7 @@ from django.views.decorators.http import require_POST
 from . import crypto, selectors, services
 from .forms import BROKERS, AccountForm, ConnectionTestForm
 from .models import AuditEvent
-from .security import safe_next_url
+from .security import recently_authenticated, safe_next_url
 
 
 def _own(request: HttpRequest, pk: int):
@@ -27,21 +25,6 @@ def _own(request: HttpRequest, pk: int):
     if account is None:
         raise Http404("No such account")
     return account
-
-
-@reauthentication_required
-def _reauthenticated(request: HttpRequest) -> bool:
-    return True
-
-
-def recently_reauthenticated(request: HttpRequest) -> bool:
-    """allauth's own test (password or TOTP within ACCOUNT_REAUTHENTICATION_TIMEOUT). Asked here
-    rather than by decorating the view: allauth would park the POST, typed key and all, in the
-    session to replay it after the password; instead the user submits the form again."""
-    try:
-        return _reauthenticated(request)
-    except ReauthenticationRequired:
-        return False
 
 
 def reauthenticate_url(next_url: str) -> str:
@@ -130,7 +113,7 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own(request, pk)
     form = AccountForm(request.POST or None, instance=account, owner=request.user, editing=True)
     if request.method == "POST" and form.is_valid():
-        if form.sensitive() and not recently_reauthenticated(request):
+        if form.sensitive() and not recently_authenticated(request):
             messages.info(request, "Changing the server or the key needs your password again; then save once more.")
             return redirect(reauthenticate_url(reverse("account_edit", args=[account.pk])))
         d = form.cleaned_data
@@ -180,7 +163,7 @@ def connection_test(request: HttpRequest) -> JsonResponse:
     elif form.cleaned_data["account_id"]:
         account = _own(request, form.cleaned_data["account_id"])
         send = form.cleaned_data["send_stored_key"]
-        if send and not services.same_server(host_url, account.host_url) and not recently_reauthenticated(request):
+        if send and not services.same_server(host_url, account.host_url) and not recently_authenticated(request):
             return JsonResponse(
                 {
                     "ok": False,
