@@ -32,7 +32,7 @@ from .common import MAX_ATTEMPTS, Status, audit_outcome, grace
 
 # Set as broker_status on an order OpenAlgo queued for a human's approval (semi-auto mode): it is
 # looked for in the orderbook like any unknown order, and never sent again.
-AWAITING_APPROVAL = "awaiting approval"
+AWAITING_APPROVAL = Order.AWAITING_APPROVAL
 
 
 def reads_needed() -> int:
